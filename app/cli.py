@@ -1,0 +1,144 @@
+"""`reportqa` command line: one subcommand per stage, each a thin call into that stage's public function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from reportqa.settings import load_settings
+
+
+def _pages(args, settings) -> int:
+    from reportqa.ingest import load_pages
+
+    pages = load_pages(Path(args.source) if args.source else settings.report)
+    for p in pages:
+        if args.jsonl:
+            print(json.dumps(p.to_json(), ensure_ascii=False))
+        else:
+            first = (p.en or p.zh).splitlines()[0][:70] if (p.en or p.zh) else ""
+            print(f"{p.page:4d}  {p.kind:8s} {p.section[:28]:28s} {first}")
+    return 0
+
+
+def _ingest(args, settings) -> int:
+    from reportqa.index import build_index
+
+    stats = build_index(settings, Path(args.source) if args.source else settings.report, rebuild=args.rebuild)
+    print(json.dumps(stats, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
+    return 0
+
+
+def _ask(args, settings) -> int:
+    from reportqa.answer import AnswerEngine
+
+    engine = AnswerEngine(settings)
+    lang = None if args.lang == "auto" else args.lang
+    if args.json:
+        print(json.dumps(engine.ask(args.question, lang=lang).to_json(), ensure_ascii=False))
+        return 0
+    from reportqa.answer.types import Evidence, Final, Token
+
+    for ev in engine.stream(args.question, lang=lang):
+        if isinstance(ev, Evidence):
+            print(f"[pages: {', '.join(map(str, ev.pages))}]", file=sys.stderr)
+        elif isinstance(ev, Token):
+            print(ev.text, end="", flush=True, file=sys.stderr)
+        elif isinstance(ev, Final):
+            print(file=sys.stderr)
+            print(ev.answer.answer)  # the checked answer (citations repaired) is the one on stdout
+    return 0
+
+
+def _eval(args, settings) -> int:
+    from reportqa.eval.runner import run_eval
+
+    return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
+                    limit=args.limit, baseline=args.baseline, stratified=args.stratified)
+
+
+def _serve(args, settings) -> int:
+    from reportqa.app.ui import serve
+
+    serve(settings.replace(host=args.host, port=args.port))
+    return 0
+
+
+def _bench(args, settings) -> int:
+    from reportqa.bench.run import run_bench
+
+    return run_bench(settings, as_json=args.json, out=Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="reportqa", description="Page-cited bilingual Q&A over a report.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("pages", help="print the cleaned page records of a source (.txt export or .pdf)")
+    p.add_argument("source", nargs="?")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per page")
+    p.set_defaults(fn=_pages)
+
+    p = sub.add_parser("ingest", help="build the vector + keyword index of a source")
+    p.add_argument("source", nargs="?")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even if the source and embedder are unchanged")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_ingest)
+
+    p = sub.add_parser("ask", help="answer one question with page citations")
+    p.add_argument("question")
+    p.add_argument("--lang", choices=["auto", "en", "zh"], default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_ask)
+
+    p = sub.add_parser("eval", help="run the QA eval suite")
+    p.add_argument("--qa", default=None, help="QA file (JSONL); default: the bundled eval/qa.jsonl")
+    p.add_argument("--out", default="eval/out")
+    p.add_argument("--retrieval-only", action="store_true")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--stratified", action="store_true", help="with --limit: spread the subset over lang x kind")
+    p.add_argument("--baseline", action="store_true", help="also run the naive llama-index pipeline")
+    p.set_defaults(fn=_eval)
+
+    p = sub.add_parser("serve", help="start the web chat")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(fn=_serve)
+
+    p = sub.add_parser("bench", help="speed and memory figures, ours vs the naive pipeline")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default="bench/out")
+    p.set_defaults(fn=_bench)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        if getattr(args, "host", None) is None and args.cmd == "serve":
+            args.host = settings.host
+        if getattr(args, "port", None) is None and args.cmd == "serve":
+            args.port = settings.port
+        return args.fn(args, settings)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # user-facing errors carry a short message; anything else still gets one line
+        from reportqa.errors import is_user_error
+
+        if args.verbose or not is_user_error(e):
+            logging.getLogger("reportqa").debug("failure", exc_info=True)
+        print(f"reportqa: {e}" if is_user_error(e) else f"reportqa: unexpected error: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

