@@ -14,7 +14,7 @@ run: setup
 	$(BIN)/reportqa serve
 
 test: setup-test
-	$(BIN)/python -m pytest -ra
+	$(BIN)/pytest -ra
 
 # What CI adds after the tests: retrieval eval on the whole QA set (fails under the bar) and a full eval on a subset.
 eval-ci:

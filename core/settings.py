@@ -38,6 +38,9 @@ class Settings:
     top_k: int = 5  # pages returned to the answer engine
     fusion: str = "rrf"  # "rrf" | "weighted"
     rrf_k: int = 60
+    dense_weight: float = 0.5  # fusion="weighted": share of the dense score (the rest is BM25)
+    retrieval_candidates: int = 40  # chunks taken from each of the dense and keyword retrievers before fusion
+    divider_weight: float = 0.5  # score factor of divider/outline pages (titles only; they match too many queries)
 
     # --- LLM ---
     llm: str = "local"  # "local" (bundled GGUF via llama.cpp) | "openai" (OpenAI-compatible server) | "fake"
