@@ -1,0 +1,174 @@
+"""`build_index`: pages -> chunks -> embeddings (Chroma) + keyword tokens (BM25), built beside the live index and
+switched in atomically. Unchanged input (source, chunking, embedder, store) is a no-op."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+from reportqa.index import store
+from reportqa.index.embed import embedder_identity, get_embedder
+from reportqa.index.keywords import tokenize
+from reportqa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def embed_text(chunk) -> str:
+    """What gets embedded for a chunk: its English and Chinese text together, so one vector serves both languages."""
+    return chunk.text
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def _build_lock(settings: Settings):
+    """One ingest at a time per home; the kernel drops the lock if the process dies (even with kill -9)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / ".index.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another ingest is running on %s; waiting for it", settings.home)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _drop_collection(settings: Settings, build_dir: Path) -> None:
+    if settings.chroma_mode != "http":
+        return
+    try:
+        store.chroma_client(settings, build_dir).delete_collection(store.collection_name(build_dir))
+    except Exception as e:  # already gone, or a server that is down: nothing to clean then
+        log.debug("could not delete collection of %s: %s", build_dir.name, e)
+
+
+def _remove_stale_builds(settings: Settings, keep: Path | None) -> None:
+    """Leftovers of killed or superseded builds (only called under the build lock, so none is in progress)."""
+    for d in settings.home.glob(store.build_prefix(settings) + "*"):
+        if d.is_dir() and d.resolve() != keep:
+            manifest = store.read_manifest(d)
+            if manifest is None or manifest["store"]["mode"] == settings.chroma_mode:
+                _drop_collection(settings, d)
+            store.remove_build(d)
+            log.debug("removed old build %s", d.name)
+
+
+def _is_healthy(settings: Settings, build_dir: Path, manifest: dict) -> bool:
+    if not all((build_dir / f).is_file() for f in (store.PAGES, store.CHUNKS)):
+        return False
+    try:
+        collection = store.chroma_client(settings, build_dir).get_collection(manifest["store"]["collection"])
+        return collection.count() == manifest["chunks"]
+    except Exception as e:
+        log.warning("the current index is damaged (%s); rebuilding", e)
+        return False
+
+
+def _stats(settings: Settings, build_dir: Path, manifest: dict, seconds: float, noop: bool) -> dict:
+    return {
+        "pages": manifest["pages"],
+        "chunks": manifest["chunks"],
+        "seconds": round(seconds, 2),
+        "noop": noop,
+        "index_dir": str(settings.index_dir),
+        "size_mb": store.dir_size_mb(build_dir),
+        "embedder": manifest["embedder"]["name"],
+    }
+
+
+def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict:
+    """Build (or keep) the index of `source`. Returns stats: pages, chunks, seconds, noop, index_dir, size_mb,
+    embedder."""
+    from reportqa.ingest import chunk_pages, load_pages
+
+    t0 = time.perf_counter()
+    source = Path(source)
+    with _build_lock(settings):
+        pages = load_pages(source)
+        chunks = chunk_pages(pages, settings)
+        embedder = get_embedder(settings)
+        texts = [embed_text(c) for c in chunks]
+        identity = {
+            "format": store.FORMAT,
+            "source": {"name": source.name, "sha256": _sha256(source.read_bytes())},
+            "chunking": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap},
+            # the chunk contents cover changes of the ingest code that keep the source and settings the same
+            "chunks_sha256": _sha256(json.dumps([[c.id, t] for c, t in zip(chunks, texts, strict=True)],
+                                                ensure_ascii=False).encode()),
+            "embedder": embedder_identity(embedder),
+            "store": store.store_identity(settings),
+        }
+        fingerprint = _sha256(json.dumps(identity, sort_keys=True).encode())
+
+        current = store.current_build(settings)
+        manifest = store.read_manifest(current) if current else None
+        if (not rebuild and manifest and manifest.get("fingerprint") == fingerprint
+                and _is_healthy(settings, current, manifest)):
+            _remove_stale_builds(settings, keep=current)
+            log.info("index is up to date (%s)", current.name)
+            return _stats(settings, current, manifest, time.perf_counter() - t0, noop=True)
+
+        _remove_stale_builds(settings, keep=current)
+        build_dir = settings.home / f"{store.build_prefix(settings)}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        build_dir.mkdir()
+        store.write_jsonl(build_dir / store.PAGES, [p.to_json() for p in pages])
+        store.write_jsonl(build_dir / store.CHUNKS, [
+            {"id": c.id, "page": c.page, "section": c.section, "kind": c.kind, "en": c.en, "zh": c.zh,
+             "tokens": tokenize(c.text)} for c in chunks])
+
+        vectors = _embed_unique(embedder, texts)
+        collection_name = store.collection_name(build_dir)
+        client = store.chroma_client(settings, build_dir)
+        collection = client.create_collection(collection_name, metadata={"hnsw:space": "cosine"},
+                                              embedding_function=None)
+        batch = client.get_max_batch_size()
+        for i in range(0, len(chunks), batch):
+            part = chunks[i:i + batch]
+            collection.add(ids=[c.id for c in part], embeddings=[vectors[t] for t in texts[i:i + batch]],
+                           metadatas=[{"page": c.page, "kind": c.kind} for c in part])
+        if settings.chroma_mode == "embedded":
+            client.close()  # flush to disk before the manifest declares the build complete
+
+        manifest = {
+            **identity,
+            "fingerprint": fingerprint,
+            "pages": len(pages),
+            "chunks": len(chunks),
+            "embedded_texts": len(vectors),
+            "store": {**identity["store"], "collection": collection_name},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.perf_counter() - t0, 2),
+        }
+        store.write_json_atomic(build_dir / store.MANIFEST, manifest)
+        store.switch_to(settings, build_dir)
+        _remove_stale_builds(settings, keep=build_dir)
+        seconds = time.perf_counter() - t0
+        log.info("indexed %d pages / %d chunks (%d embedded) in %.1f s", len(pages), len(chunks), len(vectors),
+                 seconds)
+        return _stats(settings, build_dir, manifest, seconds, noop=False)
+
+
+def _embed_unique(embedder, texts: list[str]) -> dict[str, list[float]]:
+    """Embed each distinct text once, longest first, in batches of similar length (the engine runs one text per
+    core, so a batch is as slow as its longest member)."""
+    unique = sorted(set(texts), key=len, reverse=True)
+    size = embedder.embed_batch_size
+    out: dict[str, list[float]] = {}
+    with tqdm(total=len(unique), desc="embedding", unit="chunk", file=sys.stderr, dynamic_ncols=True) as bar:
+        for i in range(0, len(unique), size):
+            part = unique[i:i + size]
+            out.update(zip(part, embedder.get_text_embedding_batch(part), strict=True))
+            bar.update(len(part))
+    return out
