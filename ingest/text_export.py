@@ -25,6 +25,7 @@ _BARE = re.compile(r"\d{1,4}")
 _INLINE = re.compile(r"\S\s+(\d{1,4})")  # a number printed at the end of a title line
 _WORD = re.compile(r"[A-Za-z]{2}")
 
+MIN_PAGES = 2  # numbered pages needed to call a text an export; one stray number is no evidence
 MAX_GAP = 3  # pages a chain may skip between two found markers
 GAP_PENALTY = 3.0  # per skipped page: more than one weak marker is worth
 # Both markers of one page beat a single better-placed one: on outline-like pages the A marker follows a long
@@ -145,7 +146,7 @@ def segment(text: str) -> list[Segment]:
     first_line = _strip_banner(lines)
     first_cjk = next((i for i in range(first_line, len(lines)) if has_cjk(lines[i])), len(lines))
     chain = _marker_chain(_candidates(lines, first_line), first_cjk)
-    if not chain:
+    if len(chain) < MIN_PAGES:
         raise IngestError("no page numbers found: expected bare page-number lines (1, 2, 3, ...) in the text")
     first, last = min(chain), max(chain)
     markers = {c.line for roles in chain.values() for c in roles.values() if c.bare}
@@ -172,7 +173,10 @@ def segment(text: str) -> list[Segment]:
             prev_end = starts[n]
             continue
         cjk = _last_cjk(lines, prev_end + 1, a)
-        starts[n] = max(prev_end + 1, cjk + 1 if cjk is not None else 0)
+        if n == first and first - 1 in starts:
+            starts[n] = a  # a cover's Chinese copy may have lost its CJK, so its end is not visible: cut at the number
+        else:
+            starts[n] = max(prev_end + 1, cjk + 1 if cjk is not None else 0)
         prev_end = last_marker(n)
 
     pages = sorted(starts)
