@@ -1,0 +1,137 @@
+"""The evaluation QA set (eval/qa.jsonl) checked against the bundled report as segmented by the real ingest stage.
+
+Passing means two things at once: every answerable item's must_include facts are printed on its gold pages (so the
+set is answerable from those pages), and the segmenter put that text on those printed page numbers. Unanswerable items
+are checked the other way round: their key terms occur nowhere in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+QA_PATH = Path(__file__).resolve().parent.parent / "eval" / "qa.jsonl"
+
+LANGS = {"en", "zh"}
+KINDS = {"fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable"}
+# Page ranges of the report's outline (p. 3), plus the intro pages before section 1 and the closing summary.
+SECTIONS = {
+    "intro": (2, 8), "1": (9, 51), "2": (52, 128), "3": (129, 152), "4": (153, 247), "5": (248, 298),
+    "6": (299, 307), "7": (308, 322), "8": (323, 336), "summary": (337, 338),
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+REQUIRED = {"id": str, "lang": str, "question": str, "answer": str, "must_include": list, "pages": list, "kind": str}
+
+
+def norm(text: str) -> str:
+    """Case, spacing and thousands separators ignored: "2,120 亿" ~ "2120亿", "Nova  Act" ~ "novaact"."""
+    text = unicodedata.normalize("NFKC", text).replace("\ue601", " ").replace("\u2011", "-").casefold()
+    text = re.sub(r"(?<=\d),(?=\d)", "", text)
+    return re.sub(r"\s+", "", text)
+
+
+def words(text: str) -> str:
+    """Case-folded with whitespace collapsed but kept, so an absent term cannot match across a word boundary."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold())
+
+
+def section_of(page: int) -> str | None:
+    return next((name for name, (lo, hi) in SECTIONS.items() if lo <= page <= hi), None)
+
+
+@pytest.fixture(scope="module")
+def qa() -> list[dict]:
+    return [json.loads(line) for line in QA_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def pages(settings) -> dict:
+    from reportqa.ingest import load_pages
+
+    return {p.page: p for p in load_pages(settings.report)}
+
+
+@pytest.fixture(scope="module")
+def report_words(settings) -> str:
+    return words(Path(settings.report).read_text(encoding="utf-8"))
+
+
+def test_schema(qa):
+    ids = [item.get("id") for item in qa]
+    assert len(ids) == len(set(ids)), [i for i, n in Counter(ids).items() if n > 1]
+    for item in qa:
+        for field, kind in REQUIRED.items():
+            assert isinstance(item.get(field), kind), (item.get("id"), field)
+        assert item["lang"] in LANGS and item["kind"] in KINDS, item["id"]
+        assert item["question"].strip() and item["answer"].strip(), item["id"]
+        assert all(isinstance(p, int) for p in item["pages"]), item["id"]
+        for group in item["must_include"]:
+            assert group and all(isinstance(a, str) and a.strip() for a in group), item["id"]
+        unanswerable = item["kind"] == "unanswerable"
+        assert unanswerable == (not item["pages"]) == (not item["must_include"]), item["id"]
+        assert unanswerable == bool(item.get("absent")), item["id"]
+
+
+def test_questions_and_answers_are_in_their_language(qa):
+    for item in qa:
+        for field in ("question", "answer"):
+            assert bool(CJK.search(item[field])) == (item["lang"] == "zh"), (item["id"], field)
+    assert all(item["lang"] == "zh" for item in qa if item["kind"] == "cross-lingual")
+
+
+def test_size_and_mix(qa):
+    kinds = Counter(item["kind"] for item in qa)
+    assert len(qa) >= 100
+    assert sum(item["lang"] == "zh" for item in qa) / len(qa) >= 0.40
+    assert kinds["unanswerable"] >= 10
+    assert kinds["cross-lingual"] >= 15
+    assert kinds.keys() == KINDS
+
+
+def test_every_section_covered(qa):
+    covered = {section_of(p) for item in qa for p in item["pages"]}
+    assert set(SECTIONS) <= covered, set(SECTIONS) - covered
+
+
+def test_gold_pages_exist(qa, pages):
+    for item in qa:
+        assert all(p in pages for p in item["pages"]), (item["id"], item["pages"])
+        assert len(set(item["pages"])) == len(item["pages"]), item["id"]
+
+
+def test_must_include_printed_on_gold_pages(qa, pages):
+    missing = []
+    for item in (i for i in qa if i["pages"]):
+        text = norm("\n".join(pages[p].text for p in item["pages"]))
+        missing += [(item["id"], group) for group in item["must_include"] if not any(norm(a) in text for a in group)]
+    assert not missing
+
+
+def test_multi_page_items_need_each_page(qa, pages):
+    for item in (i for i in qa if i["kind"] == "multi-page"):
+        assert len(item["pages"]) >= 2, item["id"]
+        for p in item["pages"]:
+            text = norm(pages[p].text)
+            assert any(norm(a) in text for group in item["must_include"] for a in group), (item["id"], p)
+
+
+def test_cross_lingual_fact_only_in_english_block(qa, pages):
+    """The key fact (first group) of a cross-lingual item is printed in the English block only, never in the Chinese
+    translation of its gold pages, so a Chinese question has to be matched against English text."""
+    for item in (i for i in qa if i["kind"] == "cross-lingual"):
+        zh = norm("\n".join(pages[p].zh for p in item["pages"]))
+        en = norm("\n".join(pages[p].en for p in item["pages"]))
+        key = item["must_include"][0]
+        assert not any(norm(a) in zh for a in key), item["id"]
+        assert any(norm(a) in en for a in key), item["id"]
+
+
+def test_unanswerable_terms_absent_from_report(qa, report_words):
+    for item in (i for i in qa if i["kind"] == "unanswerable"):
+        present = [t for t in item["absent"] if words(t).strip() in report_words]
+        assert not present, (item["id"], present)
