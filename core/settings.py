@@ -47,9 +47,10 @@ class Settings:
     llm_model_path: str = ""  # override the assembled GGUF
     llm_threads: int = 2
     llm_ctx: int = 4096
-    llm_max_tokens: int = 256
+    llm_max_tokens: int = 160  # answer length cap: decoding runs ~10 tok/s on 2 cores
     llm_temperature: float = 0.1
     llm_timeout_s: float = 120.0
+    answer_context_tokens: int = 240  # report excerpts in the prompt; prompt reading (~65 tok/s) dominates latency
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
     openai_api_key: str = "none"

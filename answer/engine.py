@@ -1,0 +1,213 @@
+"""`AnswerEngine`: follow-up rewriting -> retrieval -> small prompt -> streamed generation -> code-side checks
+(citations, numbers, language, refusal). The model proposes; the checks in grounding.py decide what is shown."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+
+from reportqa.answer import prompts
+from reportqa.answer.grounding import (
+    Checked,
+    Source,
+    coverage,
+    facts,
+    fallback_answer,
+    format_context,
+    ground,
+    in_lang,
+    is_refusal,
+    page_list,
+    render,
+    select_context,
+)
+from reportqa.answer.llm import ChatLLM, Message, get_llm
+from reportqa.answer.text import detect_lang, terms
+from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Token
+from reportqa.errors import UserError
+from reportqa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+History = Sequence[tuple[str, str]]
+
+# Below this share of the question's terms on the best retrieved page the report is taken not to answer, without
+# asking the model. Deliberately low: an answerable question must not be refused, and the model and the citation
+# checks still refuse what slips through.
+MIN_COVERAGE = 0.2
+REWRITE_MAX_TOKENS = 60
+_CITES = re.compile(r"\s*\[p\. \d+\]")
+
+_FOLLOWUP_EN = re.compile(
+    r"^\s*(and|but|also|so|then|what about|how about|and what|what of|same for|compared)\b|"
+    r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|there|the same|the former|the latter)\b",
+    re.I)
+_FOLLOWUP_ZH = re.compile(r"^\s*(那|那么|还有|而|另外|同样|以及|和)|呢\s*[？?]?\s*$"
+                          r"|它|他们|她|他|这个|那个|这些|那些|该|此|其")
+_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此", re.I)
+
+
+def needs_rewrite(question: str, history: History | None) -> bool:
+    """Cheap test for a follow-up that only makes sense with the conversation (each LLM call costs seconds here):
+    anaphora or a leading "and/what about/那", or too few content terms to retrieve on."""
+    if not history:
+        return False
+    q = _NOT_ANAPHORA.sub(" ", question)
+    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q)) or len(terms(question)) < 2
+
+
+def _clean_rewrite(text: str, question: str) -> str | None:
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone question|question|问题|独立问题)\s*[:：]\s*", "", line, flags=re.I).strip(" \"'“”")
+    if not line or "[p." in line or is_refusal(line) or len(line) > 3 * len(question) + 200:
+        return None
+    return line
+
+
+class AnswerEngine:
+    """Thread-safe: retrieval is read-only and the model serialises generations itself, so one engine may serve
+    many UI sessions."""
+
+    def __init__(self, settings: Settings, retriever=None, llm: ChatLLM | None = None):
+        self.settings = settings
+        if retriever is None:
+            from reportqa.index import open_retriever
+
+            retriever = open_retriever(settings)
+        self.retriever = retriever
+        self._llm = llm
+
+    @property
+    def llm(self) -> ChatLLM:
+        if self._llm is None:
+            self._llm = get_llm(self.settings)
+        return self._llm
+
+    def ask(self, question: str, history: History | None = None, lang: Lang | None = None) -> Answer:
+        final = None
+        for ev in self.stream(question, history, lang):
+            if isinstance(ev, Final):
+                final = ev.answer
+        assert final is not None
+        return final
+
+    def stream(self, question: str, history: History | None = None, lang: Lang | None = None) -> Iterator[Event]:
+        t0 = time.perf_counter()
+        question = question.strip()[: self.settings.max_question_chars]
+        lang = lang or detect_lang(question)
+        ans = Answer(question=question, standalone_question=question, answer="", lang=lang, refused=False)
+
+        def finish(text: str, *, refused: bool = False, error: str | None = None,
+                   kept: Sequence[Checked] = ()) -> Final:
+            ans.answer, ans.refused, ans.error = text, refused, error
+            quotes = {}
+            for c in kept:
+                for p in c.pages:
+                    quotes.setdefault(p, c.quotes[p])
+            ans.citations = [Citation(p, q) for p, q in quotes.items()]
+            ans.total_s = time.perf_counter() - t0
+            if ans.first_token_s is None:
+                ans.first_token_s = ans.total_s
+            return Final(ans)
+
+        try:
+            ans.standalone_question = self._standalone(question, history, lang)
+            hits = self.retriever.retrieve(ans.standalone_question, k=self.settings.top_k)
+            sources = [Source.build(h, self.retriever.page(h.page)) for h in hits]
+        except UserError as e:
+            yield finish(str(e), error=str(e))
+            return
+        ans.retrieved = [(s.page, s.score) for s in sources]
+        yield Evidence([s.page for s in sources])
+
+        cov = coverage(ans.standalone_question, sources)
+        log.debug("coverage %.2f on pages %s", cov, [s.page for s in sources])
+        if cov < MIN_COVERAGE:
+            text = self._refusal_text(lang, sources)
+            ans.first_token_s = time.perf_counter() - t0
+            yield Token(text)
+            yield finish(text, refused=True)
+            return
+
+        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens)
+        order = [p for p, _ in context]
+        messages = [Message("system", prompts.SYSTEM),
+                    Message("user", prompts.ANSWER[lang].format(context=format_context(context),
+                                                                question=ans.standalone_question))]
+        raw = ""
+        try:
+            for piece in self._generate(messages, lang):
+                if ans.first_token_s is None:
+                    ans.first_token_s = time.perf_counter() - t0
+                raw += piece
+                yield Token(piece)
+        except Exception as e:  # backend down, timeout, model missing: show the pages, never raise into the UI
+            log.warning("LLM failed: %s", e)
+            pages = page_list([s.page for s in sources], lang, prompts.PAGE_LIST[lang])
+            yield finish(prompts.LLM_ERROR[lang].format(error=str(e)[:160], pages=pages), error=str(e))
+            return
+
+        g = ground(raw, sources, order)
+        for text, why in g.dropped:
+            log.info("dropped %r: %s", text[:80], why)
+        kept = g.kept if facts(g.kept) else []
+        if kept and not in_lang(kept, lang):
+            kept = self._repair_language(messages, lang, sources, order, kept, ans)
+        if not facts(kept):
+            yield finish(self._refusal_text(lang, sources), refused=True)
+            return
+        yield finish(render(kept, lang), kept=kept)
+
+    # ------------------------------------------------------------ steps
+
+    def _generate(self, messages: list[Message], lang: Lang, retry: bool = False) -> Iterator[str]:
+        """Stream an answer. Chinese answers start from a Chinese prefill, which a small model continues in Chinese
+        far more reliably than it obeys an instruction to switch languages."""
+        if retry:
+            messages = [messages[0], Message("user", messages[1].content + prompts.ANSWER_RETRY[lang])]
+        prefill = prompts.PREFILL[lang]
+        if prefill:
+            messages = [*messages, Message("assistant", prefill)]
+            yield prefill
+        yield from self.llm.stream(messages, self.settings.llm_max_tokens)
+
+    def _repair_language(self, messages, lang, sources, order, kept, ans) -> list[Checked]:
+        """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else build
+        the answer from evidence sentences in the asker's language."""
+        log.info("answer not in %s; asking again", lang)
+        try:
+            retry = "".join(self._generate(messages, lang, retry=True))
+            g = ground(retry, sources, order)
+            if facts(g.kept) and in_lang(g.kept, lang):
+                return g.kept
+        except Exception as e:
+            log.warning("LLM failed on the language retry: %s", e)
+        right = [c for c in kept if in_lang([c], lang)]
+        if facts(right):
+            return right
+        return fallback_answer(ans.standalone_question, lang, sources, facts(kept))
+
+    def _standalone(self, question: str, history: History | None, lang: Lang) -> str:
+        if not needs_rewrite(question, history):
+            return question
+        turns = "\n".join(f"User: {u}\nAssistant: {_CITES.sub('', a)[:200]}" for u, a in list(history)[-2:])
+        messages = [Message("system", prompts.SYSTEM),
+                    Message("user", prompts.REWRITE.format(history=turns, question=question))]
+        try:
+            rewritten = _clean_rewrite(self.llm.complete(messages, REWRITE_MAX_TOKENS), question)
+        except Exception as e:
+            log.warning("follow-up rewrite failed (%s); using the previous question as context", e)
+            rewritten = None
+        # Without a usable rewrite, retrieval still sees the topic of the previous question.
+        return rewritten or f"{history[-1][0]} {question}"
+
+    @staticmethod
+    def _refusal_text(lang: Lang, sources: list[Source]) -> str:
+        pages = [s.page for s in sources[:3]]
+        text = prompts.REFUSE[lang]
+        if pages:
+            text += prompts.NEAREST[lang].format(pages=page_list(pages, lang, prompts.PAGE_LIST[lang]))
+        return text
+

@@ -1,0 +1,169 @@
+"""Language-agnostic text helpers for grounding: language detection, content terms, normalized numbers, sentence
+units. Pure functions on strings, so the citation and refusal checks can be unit-tested without a model."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from reportqa.answer.types import Lang
+
+CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RE = re.compile(f"[{CJK}]")
+_CJK_RUN = re.compile(f"[{CJK}]+")
+_LATIN_RE = re.compile(r"[A-Za-z]")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
+# Chinese function words: their presence marks a Chinese sentence even when it is full of English names.
+_ZH_GRAMMAR = re.compile("[的了吗呢是么哪谁几在和与为]|什么|多少|怎么|如何|为什么")
+
+EN_STOP = frozenset("""
+a an the and or but if of to in on at by for from with about as into over under than then so such that this these
+those there their they them it its is are was were be been being do does did done have has had having i you he she we
+me my your our his her what which who whom whose when where why how much many more most less least any some all each
+other own same can could should would will shall may might must not no nor only also just very too up down out off
+again further once here both few per via vs according report say says said tell show shows shown give gives please
+according answer question did does one ones what's it's don't doesn't ai
+""".split())
+# Single CJK characters that carry no topic on their own; a bigram made only of these is not a content term.
+ZH_STOP_CHARS = frozenset("的了吗呢是么什多少哪谁几在和与为有个这那其中对从到被把也都而及或就将还以之于"
+                          "请问告诉报据根按照所说")
+
+
+def cjk_count(text: str) -> int:
+    return len(_CJK_RE.findall(text))
+
+
+def detect_lang(text: str) -> Lang:
+    """Chinese when CJK characters carry about as much of the text as Latin letters do (a CJK character ~ 2.5 Latin
+    letters of meaning), or when Chinese grammar words appear at all: "NVIDIA的data center收入是多少" is Chinese."""
+    cjk = cjk_count(text)
+    if not cjk:
+        return "en"
+    latin = len(_LATIN_RE.findall(text))
+    return "zh" if cjk * 2.5 >= latin or _ZH_GRAMMAR.search(text) else "en"
+
+
+def _stem(w: str) -> str:
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+@lru_cache(maxsize=4096)
+def terms(text: str) -> frozenset[str]:
+    """Content terms: stemmed English words (stop words out) and CJK bigrams (single-character runs kept as is)."""
+    out = {_stem(w) for w in (m.lower() for m in _WORD_RE.findall(text)) if w not in EN_STOP and len(w) > 1}
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            if run not in ZH_STOP_CHARS:
+                out.add(run)
+            continue
+        out.update(run[i:i + 2] for i in range(len(run) - 1)
+                   if not (run[i] in ZH_STOP_CHARS and run[i + 1] in ZH_STOP_CHARS))
+    return frozenset(out)
+
+
+# ---------------------------------------------------------------- numbers
+
+@dataclass(frozen=True)
+class Num:
+    value: float  # scaled: "800MM" -> 8e8, "2120亿" -> 2.12e11, "5.5x" -> 5.5, "99.7%" -> 99.7
+    kind: str  # "n" plain/currency, "pct", "x" multiple
+    mantissa: float  # as written before the scale: "800MM" -> 800, "8亿" -> 8
+    tol: float  # half a unit of the last written digit, scaled: "8亿" -> 5e7, "27%" -> 0.5
+    text: str
+
+
+_SCALES = {
+    "k": 1e3, "thousand": 1e3, "mm": 1e6, "m": 1e6, "mn": 1e6, "million": 1e6, "millions": 1e6,
+    "b": 1e9, "bn": 1e9, "billion": 1e9, "billions": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12, "trillions": 1e12,
+    "千": 1e3, "万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11,
+    "万亿": 1e12,
+}
+_NUM_RE = re.compile(
+    r"(?<![A-Za-z0-9.])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(?:\s?(?P<unit>万亿|十万|百万|千万|十亿|百亿|千亿|[千万亿]|(?:thousand|millions?|billions?|trillions?)(?![A-Za-z])"
+    r"|%|％|percent(?![A-Za-z])|per cent|[×倍])"
+    r"|(?P<suffix>mm|mn|bn|tn|[kmbtx])(?![A-Za-z]))?",  # one-letter suffixes only right after the digits
+    re.IGNORECASE,
+)
+
+
+def numbers(text: str) -> list[Num]:
+    out = []
+    for m in _NUM_RE.finditer(text):
+        raw, unit = m.group("num"), (m.group("unit") or m.group("suffix") or "").lower()
+        mantissa = float(raw.replace(",", ""))
+        decimals = len(raw.split(".")[1]) if "." in raw else 0
+        kind, scale = "n", 1.0
+        if unit in ("%", "％", "percent", "per cent"):
+            kind = "pct"
+        elif unit in ("x", "×", "倍"):
+            kind = "x"
+        elif unit:
+            scale = _SCALES[unit]
+        out.append(Num(mantissa * scale, kind, mantissa, 0.5 * 10 ** -decimals * scale, m.group(0)))
+    return out
+
+
+def number_on(n: Num, page_numbers: list[Num]) -> bool:
+    """True when `n` (from an answer) is stated by some number of the page, allowing for rounding by the answer
+    ("8亿" for 795MM), a different scale word ("$212B" = "2120亿美元"), and chart pages whose unit sits in an axis
+    header ("Users (MM)" then a bare "800": the answer's "800 million" matches the bare 800, and vice versa)."""
+    for p in page_numbers:
+        if n.kind == p.kind or (n.kind != "n" and p.kind == "n"):
+            if math.isclose(n.value, p.value, rel_tol=1e-9) or abs(n.value - p.value) <= n.tol:
+                return True
+        if p.kind == n.kind == "n" and (p.value == p.mantissa) != (n.value == n.mantissa) and (
+                math.isclose(n.mantissa, p.mantissa)):  # exactly one side carries the scale
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- sentence units
+
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=[。！？；])")
+_LINE_CONT_EN = re.compile(r"^[a-z(,;:&–-]")
+
+
+def units(text: str, max_chars: int = 320) -> list[str]:
+    """Split page text into sentence-like units: wrapped lines are re-joined (English continuation lines start
+    lower-case; Chinese lines are wrapped mid-sentence), then split at sentence ends. Exact repeats are dropped
+    (the export repeats each slide's English block)."""
+    merged: list[str] = []
+    for line in (ln.strip() for ln in text.splitlines()):
+        if not line:
+            continue
+        if merged:
+            prev = merged[-1]
+            zh_wrap = (cjk_count(prev[-1:]) or prev.endswith(("，", ","))) and (
+                cjk_count(line[:1]) or line[:1].isdigit()) and cjk_count(prev) * 3 > len(prev)
+            en_wrap = _LINE_CONT_EN.match(line) and not prev.endswith((".", "!", "?")) and len(prev) > 25
+            if zh_wrap or en_wrap:
+                merged[-1] = prev + ("" if zh_wrap else " ") + line
+                continue
+        merged.append(line)
+    out, seen = [], set()
+    for block in merged:
+        for s in _SENT_END.split(block):
+            s = s.strip()
+            while len(s) > max_chars:  # very long run-ons: cut at a space or comma near the limit
+                cut = max(s.rfind(" ", 0, max_chars), s.rfind(",", 0, max_chars), max_chars // 2)
+                piece, s = s[:cut].strip(), s[cut:].strip()
+                if piece and piece not in seen:
+                    seen.add(piece)
+                    out.append(piece)
+            if len(s) > 1 and s not in seen:
+                seen.add(s)
+                out.append(s)
+    return out
+
+
+def est_tokens(text: str) -> int:
+    """Rough Qwen token count: ~1 token per CJK character, ~3.5 characters per token otherwise."""
+    cjk = cjk_count(text)
+    return cjk + math.ceil((len(text) - cjk) / 3.5)
