@@ -41,7 +41,11 @@ def _read_text(path: Path, data: bytes) -> list[PageRecord]:
         raise IngestError(f"{path.name}: not UTF-8 text (byte {e.start}); save the export as UTF-8") from None
     if not text.strip():
         raise IngestError(f"{path.name}: the file is empty")
-    return _records([(s.page, s.lines[:s.zh_start], s.lines[s.zh_start:], None) for s in segment(text)])
+    try:
+        segments = segment(text)
+    except IngestError as e:
+        raise IngestError(f"{path.name}: {e}") from None
+    return _records([(s.page, s.lines[:s.zh_start], s.lines[s.zh_start:], None) for s in segments])
 
 
 def _read_pdf(path: Path, data: bytes) -> list[PageRecord]:

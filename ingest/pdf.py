@@ -27,8 +27,9 @@ class PdfPage:
 
 def _open(path: Path, data: bytes):
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError
 
+    encrypted = IngestError(f"{path.name}: the PDF is encrypted; remove the password and try again")
     if not data.startswith(b"%PDF-"):
         raise IngestError(f"{path.name}: not a PDF file")
     if b"%%EOF" not in data[-EOF_WINDOW:]:
@@ -36,11 +37,13 @@ def _open(path: Path, data: bytes):
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
-            raise IngestError(f"{path.name}: the PDF is encrypted; remove the password and try again")
+            raise encrypted
         n = len(reader.pages)
-    except (FileNotDecryptedError, NotImplementedError):  # NotImplementedError: an unsupported cipher
-        raise IngestError(f"{path.name}: the PDF is encrypted; remove the password and try again") from None
-    except (PdfReadError, ValueError, KeyError, TypeError) as e:
+    except (FileNotDecryptedError, NotImplementedError, DependencyError):  # the last two: unsupported ciphers
+        raise encrypted from None
+    except IngestError:
+        raise
+    except Exception as e:  # pypdf signals malformed input with many exception types
         raise IngestError(f"{path.name}: the PDF is damaged and cannot be read ({type(e).__name__})") from None
     if n == 0:
         raise IngestError(f"{path.name}: the PDF has no pages")
@@ -48,7 +51,6 @@ def _open(path: Path, data: bytes):
 
 
 def _lines(reader, path: Path) -> Iterator[list[str]]:
-    from pypdf.errors import PdfReadError
     from tqdm import tqdm
 
     pages = tqdm(reader.pages, desc="reading PDF", unit="page", file=sys.stderr,
@@ -56,7 +58,7 @@ def _lines(reader, path: Path) -> Iterator[list[str]]:
     for k, page in enumerate(pages, 1):
         try:
             yield page.extract_text().splitlines()
-        except (PdfReadError, ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # as above: a malformed content stream
             raise IngestError(f"{path.name}: page {k} of the PDF is damaged ({type(e).__name__})") from None
 
 
