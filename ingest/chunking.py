@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from reportqa.ingest.records import Chunk, PageRecord
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？；])")
-_WORD_END = re.compile(r"(?<=\s)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？；])\s*")
+_WORD_END = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -27,20 +27,23 @@ class _Unit:
     joiner: str  # what separates it from the unit before it in the source
 
 
-def _pieces(text: str, limit: int, pattern: re.Pattern, joiner: str) -> list[_Unit]:
-    parts = [p for p in pattern.split(text) if p.strip()]
-    out = []
-    for k, part in enumerate(parts):
-        part = part.strip()
-        join = joiner if k else ""
+def _pieces(text: str, limit: int, pattern: re.Pattern) -> list[_Unit]:
+    """Cut `text` at `pattern` (sentence, then word boundaries) into units of at most `limit` chars; each unit
+    remembers the separator it had in the source ("" after CJK punctuation, " " after a space)."""
+    out: list[_Unit] = []
+    pos, sep = 0, ""
+    for m in [*pattern.finditer(text), None]:
+        part = text[pos:m.start() if m else len(text)]
         if len(part) <= limit:
-            out.append(_Unit(part, join))
+            out.append(_Unit(part, sep))
         elif pattern is _SENTENCE_END:
-            first, *rest = _pieces(part, limit, _WORD_END, " ")
-            out += [_Unit(first.text, join), *rest]
+            first, *rest = _pieces(part, limit, _WORD_END)
+            out += [_Unit(first.text, sep), *rest]
         else:  # one word longer than the limit (or CJK text without spaces): hard cut
-            out += [_Unit(part[i:i + limit], join if i == 0 else "") for i in range(0, len(part), limit)]
-    return out
+            out += [_Unit(part[i:i + limit], sep if i == 0 else "") for i in range(0, len(part), limit)]
+        if m:
+            pos, sep = m.end(), " " if m.group() else ""
+    return [u for u in out if u.text]
 
 
 def _units(text: str, limit: int) -> list[_Unit]:
@@ -49,7 +52,7 @@ def _units(text: str, limit: int) -> list[_Unit]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        first, *rest = _pieces(line, limit, _SENTENCE_END, " ")
+        first, *rest = _pieces(line.strip(), limit, _SENTENCE_END)
         out += [_Unit(first.text, "\n" if out else ""), *rest]
     return out
 

@@ -197,24 +197,20 @@ def segment(text: str) -> list[Segment]:
 
 def _move_back_repeats(lines: list[str], bounds: dict[int, tuple[int, int]], markers: set[int], anchor) -> None:
     """Untranslated chart labels at the end of a Chinese block repeat that page's English; the cut after the
-    last Chinese line puts them on the next page, so hand them back. Between that cut and the next page's marker
-    the labels come first, then any title printed above the number: move back the leading run of lines found in
-    the previous page's text, up to the last one that is not also in the next page's own text (ambiguous lines
-    such as a shared running title stay where they are unless a clear label follows them)."""
+    last Chinese line puts them on the next page, so hand them back: the leading run of lines (before the next
+    page's marker) found in the previous page's text, re-wrapped fragments included. A title printed above the
+    next page's number stops the run, unless the previous page has the same title, in which case the next page
+    still holds it after its marker whenever the slide repeats its English."""
     pages = sorted(bounds)
     for prev, n in zip(pages, pages[1:], strict=False):
         lo, hi = bounds[n]
         a = anchor(n)
         prev_text = "".join(line_key(lines[i]) for i in range(*bounds[prev]) if i not in markers)
-        own_keys = {line_key(lines[i]) for i in range((a if a is not None else lo) + 1, hi) if i not in markers}
         cut = lo
-        for i in range(lo, a if a is not None else lo):
-            key = line_key(lines[i])
-            if i in markers or not key:
-                continue
-            if key not in prev_text:
-                break
-            if key not in own_keys:
+        for i in range(lo, a if a is not None else hi):
+            if lines[i] and i not in markers:
+                if line_key(lines[i]) not in prev_text:
+                    break
                 cut = i + 1
         if cut > lo:
             bounds[prev], bounds[n] = (bounds[prev][0], cut), (cut, hi)
