@@ -63,6 +63,12 @@ class Settings:
     max_question_chars: int = 2000
     queue_size: int = 16  # pending chat generations before users get a "busy" message
 
+    # --- eval ---
+    eval_k: int = 10  # ranked pages kept per question for hit@k and MRR
+    eval_min_hit_at_5: float = 0.95  # `reportqa eval --fail-under` bars: overall page hit@5,
+    eval_min_mrr: float = 0.85  # overall MRR,
+    eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
+
     @property
     def index_dir(self) -> Path:
         return self.home / "index"

@@ -1,0 +1,262 @@
+"""Grading of one eval answer and aggregation into metrics. The exact definitions are documented in docs/eval.md;
+keep the two in step.
+
+Numbers are parsed and compared by the answer stage's own normalizer (reportqa.answer.text), so the eval and the
+engine's grounding check agree on what "the same number" is: "800MM" = "800 million" = "8亿", "$212B" = "2120亿",
+and a number matches when it agrees to the precision it was written with ("8亿" matches 780MM).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+
+from reportqa.answer.text import Num, number_on, numbers
+from reportqa.answer.text import detect_lang as _detect_lang
+
+# ---------------------------------------------------------------------------------------------------------------
+# numbers
+
+# Citation markers the answer text may carry ("[p. 12]", "[12, 13]", "（第12页）"); their digits are not claims.
+_PAGE_REF = r"(?:pp?\.?|pages?|第)?\s*\d+\s*(?:页|頁)?"
+_CITATION = re.compile(
+    rf"\[\s*{_PAGE_REF}(?:\s*[,，、;\-–]\s*{_PAGE_REF})*\s*\]"
+    rf"|【\s*{_PAGE_REF}(?:\s*[,，、;\-–]\s*{_PAGE_REF})*\s*】"
+    rf"|[(（]\s*(?:pp?\.|pages?|第)\s*\d+\s*(?:页|頁)?(?:\s*[,，、;\-–]\s*{_PAGE_REF})*\s*[)）]",
+    re.IGNORECASE,
+)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width digits, ％, ，) and case folding: the form every comparison here works on."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def strip_citations(text: str) -> str:
+    return _CITATION.sub(" ", text)
+
+
+def _plain(n: Num) -> bool:
+    return n.kind == "n" and n.value == n.mantissa
+
+
+def is_trivial(n: Num) -> bool:
+    """A bare small integer (list numbering, "top 3", "GPT-4"): pages often spell these out, so they are not checked."""
+    return _plain(n) and n.tol >= 0.5 and n.value <= 10
+
+
+def is_year(n: Num) -> bool:
+    return _plain(n) and n.tol == 0.5 and 1900 <= n.value <= 2100
+
+
+def same_number(a: Num, b: Num) -> bool:
+    """Equal to the precision of either side: "2.1T" ~ "$2,059B" and "$2,059B" ~ "2.1T"."""
+    return number_on(a, [b]) or number_on(b, [a])
+
+
+def claimed_numbers(answer: str) -> list[Num]:
+    """The numbers an answer asserts: citation markers and trivial small integers left out."""
+    return [n for n in numbers(normalize_text(strip_citations(answer))) if not is_trivial(n)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# text matching
+
+_TOKEN = re.compile(r"[0-9a-z]+|[^\W_]")  # Latin words and digit runs whole, every other letter (CJK) on its own
+
+
+def _tokens(normalized: str) -> list[str]:
+    return _TOKEN.findall(normalized)
+
+
+def _without_numbers(text: str, nums: Iterable[Num]) -> str:
+    """text with each parsed number (found left to right) blanked out."""
+    out, pos = [], 0
+    for n in nums:
+        at = text.find(n.text, pos)
+        if at >= 0:
+            out += [text[pos:at], " "]
+            pos = at + len(n.text)
+    return "".join(out) + text[pos:]
+
+
+def _contains(hay: Sequence[str], needle: Sequence[str]) -> bool:
+    """needle occurs as whole tokens in hay; its last token may carry an English plural ending ("agent" ~ "agents")."""
+    if not needle:
+        return True
+    *head, last = needle
+    for i in range(len(hay) - len(needle) + 1):
+        if list(hay[i:i + len(head)]) == head and hay[i + len(head)] in (last, last + "s", last + "es"):
+            return True
+    return False
+
+
+def phrase_in(alternative: str, text: str) -> bool:
+    """Does text say `alternative`? Case, spacing and punctuation are ignored, words match whole, and numbers match by
+    value (see same_number): every number of the alternative must occur in text, and the alternative's remaining
+    words must occur in text's remaining words."""
+    alt, hay = normalize_text(alternative), normalize_text(strip_citations(text))
+    alt_numbers = numbers(alt)
+    if not alt_numbers:
+        return _contains(_tokens(hay), _tokens(alt))
+    hay_numbers = numbers(hay)
+    if not all(any(same_number(a, h) for h in hay_numbers) for a in alt_numbers):
+        return False
+    return _contains(_tokens(_without_numbers(hay, hay_numbers)), _tokens(_without_numbers(alt, alt_numbers)))
+
+
+def groups_matched(must_include: Sequence[Sequence[str]], text: str) -> list[bool]:
+    return [any(phrase_in(alt, text) for alt in group) for group in must_include]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# language
+
+_NAME = re.compile(r"\b[a-z0-9]*[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*\b")  # two capitals: ChatGPT, NVIDIA, AI, DeepSeek
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def answer_lang(text: str) -> str | None:
+    """'zh', 'en', or None when nothing language-bearing is left (e.g. "$212B [p. 4]"). Citation markers, numbers
+    and names with two capitals (ChatGPT, NVIDIA, AI) are not evidence, so a Chinese answer may quote "ChatGPT" and
+    still count as Chinese; the rest is decided by the answer stage's CJK-share detector."""
+    rest = strip_citations(unicodedata.normalize("NFKC", text))
+    rest = _NAME.sub(" ", _without_numbers(rest, numbers(rest)))
+    return _detect_lang(rest) if _LETTER.search(rest) else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# grading one item
+
+
+def rank_of_gold(retrieved: Sequence[int], gold: Iterable[int]) -> int | None:
+    """1-based rank of the first gold page in the ranked page list (any gold page counts)."""
+    gold = set(gold)
+    return next((i for i, p in enumerate(retrieved, 1) if p in gold), None)
+
+
+def grade_retrieval(retrieved: Sequence[int], gold: Sequence[int], k: int) -> dict:
+    if not gold:  # unanswerable: nothing to find
+        return {}
+    rank = rank_of_gold(retrieved[:k], gold)
+    return {"rank": rank, "rr": 1.0 / rank if rank else 0.0}
+
+
+def page_supports(page: int, page_text: str, gold: Sequence[int], must_include: Sequence[Sequence[str]],
+                  claimed: Sequence[Num]) -> bool:
+    """A cited page supports the answer if it is a gold page, or it says one of the must_include alternatives, or it
+    prints one of the answer's numbers other than years."""
+    if page in gold:
+        return True
+    if any(phrase_in(alt, page_text) for group in must_include for alt in group):
+        return True
+    page_numbers = numbers(normalize_text(page_text))
+    return any(number_on(n, page_numbers) for n in claimed if not is_year(n))
+
+
+def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: str, gold: Sequence[int],
+                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str]) -> dict:
+    """Grades of one generated answer; None where a metric does not apply to it. citations: cited pages, in order."""
+    answerable = bool(gold)
+    matched = groups_matched(must_include, answer) if answerable and not refused else []
+    claimed = claimed_numbers(answer) if not refused else []
+    cited = list(dict.fromkeys(citations))
+    texts = {p: page_text(p) for p in cited}
+    supporting = [p for p in cited if page_supports(p, texts[p], gold, must_include, claimed)]
+    cited_numbers = [n for p in cited for n in numbers(normalize_text(texts[p]))]
+    unsupported = [n.text for n in claimed if not number_on(n, cited_numbers)]
+    detected = answer_lang(answer)
+    return {
+        "answer_correct": (not refused and all(matched)) if answerable else None,
+        "groups_matched": matched,
+        "refusal_correct": refused if not answerable else None,
+        "false_refusal": refused if answerable else None,
+        "citation_precision": len(supporting) / len(cited) if answerable and not refused and cited else None,
+        "supporting_pages": supporting,
+        "cited": bool(cited) if answerable and not refused else None,
+        "number_faithful": not unsupported if claimed else None,
+        "unsupported_numbers": unsupported,
+        "detected_lang": detected,
+        "language_match": detected in (None, lang),
+    }
+
+
+def failure_grades(gold: Sequence[int]) -> dict:
+    """Grades of a generation that raised: a wrong answer, not a refusal, no language match."""
+    answerable = bool(gold)
+    return {"answer_correct": False if answerable else None, "refusal_correct": None if answerable else False,
+            "language_match": False}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# aggregation
+
+# metric name -> the per-item grade it averages (records without that grade, or with None, are left out)
+RATE_METRICS = {
+    "answer_correct": "answer_correct",
+    "citation_precision": "citation_precision",
+    "cited_rate": "cited",
+    "number_faithfulness": "number_faithful",
+    "refusal_accuracy": "refusal_correct",
+    "false_refusal_rate": "false_refusal",
+    "language_match": "language_match",
+}
+HIT_KS = (1, 3, 5, 10)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile, q in 0..100; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _mean(values: list) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(records: Sequence[dict], k: int) -> dict:
+    """Metrics of one group of graded records (see docs/eval.md). Errored records carry failure_grades and are left
+    out of the latency figures."""
+    out: dict = {"n": len(records), "errors": sum(1 for r in records if r.get("error"))}
+    graded = [r for r in records if r["gold"]]
+    ranks = [r["grades"].get("rank") for r in graded]
+    out["n_answerable"] = len(graded)
+    for hk in HIT_KS:
+        if hk <= k:
+            out[f"hit@{hk}"] = _mean([1.0 if rk and rk <= hk else 0.0 for rk in ranks])
+    out["mrr"] = _mean([r["grades"].get("rr", 0.0) for r in graded])
+    out["hit_curve"] = [_mean([1.0 if rk and rk <= i else 0.0 for rk in ranks]) for i in range(1, k + 1)]
+    generated = [r for r in records if r.get("mode") == "full"]
+    support = {}
+    for name, grade in RATE_METRICS.items():
+        values = [float(r["grades"][grade]) for r in generated if r["grades"].get(grade) is not None]
+        out[name] = _mean(values)
+        support[name] = len(values)
+    out["support"] = support
+    for field, name in (("latency_s", "latency"), ("first_token_s", "first_token")):
+        values = [r[field] for r in generated if r.get(field) is not None and not r.get("error")]
+        out[f"{name}_p50"] = percentile(values, 50)
+        out[f"{name}_p95"] = percentile(values, 95)
+    return out
+
+
+def aggregate(records: Sequence[dict], k: int) -> dict:
+    """Overall, per language, per kind and per language x kind."""
+    def groups(key: Callable[[dict], str]) -> dict:
+        keys = sorted({key(r) for r in records})
+        return {g: summarize([r for r in records if key(r) == g], k) for g in keys}
+
+    return {
+        "overall": summarize(records, k),
+        "by_lang": groups(lambda r: r["lang"]),
+        "by_kind": groups(lambda r: r["kind"]),
+        "by_lang_kind": groups(lambda r: f"{r['lang']}/{r['kind']}"),
+    }
+

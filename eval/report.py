@@ -1,0 +1,187 @@
+"""report.md and its plots from the metrics and graded records of one eval run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+RETRIEVAL = ("hit@1", "hit@5", "mrr")
+ANSWER = ("answer_correct", "citation_precision", "number_faithfulness", "refusal_accuracy", "false_refusal_rate",
+          "language_match")
+LATENCY = ("first_token_p50", "first_token_p95", "latency_p50", "latency_p95")
+# the table rows of a full run; the plots leave out what has no natural 0..1 "higher is better" reading
+ROWS = (*RETRIEVAL, "hit@10", *ANSWER, "cited_rate", *LATENCY)
+PLOTTED = (*RETRIEVAL, *[m for m in ANSWER if m != "false_refusal_rate"])
+COLORS = {("ours", "en"): "#1f5fa8", ("ours", "zh"): "#6fa8e8", ("baseline", "en"): "#b35c1e",
+          ("baseline", "zh"): "#f0a868"}
+
+
+def _fmt(name: str, value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f} s" if name.endswith(("_p50", "_p95")) else f"{value:.3f}"
+
+
+def _cell(text, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return (text[:limit] + "…" if len(text) > limit else text).replace("|", "\\|")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _rows(retrieval_only: bool) -> tuple[str, ...]:
+    return (*RETRIEVAL, "hit@10") if retrieval_only else ROWS
+
+
+def _plot_metrics(systems: dict, metric_names: Sequence[str], path: Path) -> None:
+    series = [(s, lang) for s in systems for lang in sorted(systems[s]["by_lang"])]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(metric_names) * max(1, len(series)) / 2), 4.2))
+    width = 0.8 / max(1, len(series))
+    for i, (system, lang) in enumerate(series):
+        group = systems[system]["by_lang"][lang]
+        values = [group.get(m) or 0.0 for m in metric_names]
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(metric_names))]
+        ax.bar(xs, values, width, label=f"{system} / {lang}", color=COLORS.get((system, lang)))
+    ax.set_xticks(range(len(metric_names)), metric_names, rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Metrics per language")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_hit_curve(systems: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for system, m in systems.items():
+        for lang, group in sorted(m["by_lang"].items()):
+            curve = group["hit_curve"]
+            if curve and curve[0] is not None:
+                ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=f"{system} / {lang}",
+                        color=COLORS.get((system, lang)), linestyle="-" if system == "ours" else "--")
+    ax.set_xlabel("k (pages)")
+    ax.set_ylabel("hit@k")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Page hit@k")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_latency(records: dict[str, list[dict]], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, field, title in zip(axes, ("first_token_s", "latency_s"), ("First token", "Total"), strict=True):
+        for system, recs in records.items():
+            values = [r[field] for r in recs if r.get(field) is not None and not r.get("error")]
+            if values:
+                ax.hist(values, bins=20, alpha=0.6, label=system, color=COLORS.get((system, "en")))
+        ax.set_title(f"{title} latency")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("questions")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _group_table(systems: dict, section: str, names: Sequence[str]) -> list[str]:
+    groups = sorted({g for m in systems.values() for g in m[section]})
+    header = [section.removeprefix("by_").replace("_", " x "), *[f"{s} {n}" for n in names for s in systems]]
+    rows = []
+    for g in groups:
+        n = next(m[section][g]["n"] for m in systems.values() if g in m[section])
+        row = [f"{g} (n={n})"]
+        for name in names:
+            row += [_fmt(name, m[section].get(g, {}).get(name)) for m in systems.values()]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _failures(recs: list[dict], retrieval_only: bool) -> list[str]:
+    lines: list[str] = []
+    misses = [r for r in recs if r["gold"] and not (r["grades"].get("rank") or 99) <= 5]
+    lines += ["", f"### Retrieval misses (gold page not in the top 5): {len(misses)}", ""]
+    if misses:
+        lines += _table(["id", "lang/kind", "question", "gold", "retrieved (top 5)", "rank"], [
+            [r["id"], f"{r['lang']}/{r['kind']}", _cell(r["question"], 90), ", ".join(map(str, r["gold"])),
+             ", ".join(map(str, r["retrieved"][:5])), str(r["grades"].get("rank") or "–")] for r in misses])
+    if retrieval_only:
+        return lines
+    checks = ("answer_correct", "refusal_correct", "number_faithful", "language_match")
+    wrong = [r for r in recs if any(r["grades"].get(c) is False for c in checks)]
+    lines += ["", f"### Answers with a failed check: {len(wrong)}", ""]
+    if wrong:
+        rows = []
+        for r in wrong:
+            g = r["grades"]
+            why = []
+            if r.get("error"):
+                why.append(f"error: {r['error']}")
+            if g.get("answer_correct") is False:
+                why.append("refused" if r["refused"] else f"groups matched {g.get('groups_matched')}")
+            if g.get("refusal_correct") is False:
+                why.append("answered an unanswerable question")
+            if g.get("number_faithful") is False:
+                why.append(f"numbers not on cited pages: {', '.join(g['unsupported_numbers'])}")
+            if g.get("language_match") is False:
+                why.append(f"answered in {g.get('detected_lang')}")
+            rows.append([r["id"], f"{r['lang']}/{r['kind']}", _cell(r["question"], 80), _cell(r["answer"] or "", 160),
+                         ", ".join(map(str, r["citations"])) or "–", _cell("; ".join(why), 120)])
+        lines += _table(["id", "lang/kind", "question", "answer", "cited", "why"], rows)
+    return lines
+
+
+def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Path:
+    """out/report.md plus its PNG plots, side by side for every system in the run."""
+    systems = metrics["systems"]
+    meta = metrics["meta"]
+    retrieval_only = meta["retrieval_only"]
+    rows = _rows(retrieval_only)
+    lines = ["# Eval report", "",
+             f"QA file `{Path(meta['qa']).name}`, {meta['n']} questions"
+             f"{' (stratified subset)' if meta['stratified'] and meta['limit'] else ''}"
+             f"{', retrieval only' if retrieval_only else ''}; systems: {', '.join(systems)}; finished "
+             f"{meta['finished']}. Metric definitions: docs/eval.md.", ""]
+    lines += ["## Bars (`--fail-under`)", ""]
+    lines += _table(["bar", "value", "minimum", "result"], [
+        [b["name"], _fmt(b["name"], b["value"]), f"{b['min']:.2f}",
+         "skipped (no such questions)" if b["passed"] is None else "pass" if b["passed"] else "**FAIL**"]
+        for b in metrics["bars"]])
+    lines += ["", "## Overall", ""]
+    lines += _table(["metric", *systems], [[name, *[_fmt(name, m["overall"].get(name)) for m in systems.values()]]
+                                           for name in rows])
+    lines += ["", "## By language", ""]
+    lines += _group_table(systems, "by_lang", rows)
+    lines += ["", "## By kind", ""]
+    lines += _group_table(systems, "by_kind", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
+    lines += ["", "## By language x kind", ""]
+    lines += _group_table(systems, "by_lang_kind", ("hit@5", "mrr", *(() if retrieval_only else ("answer_correct",))))
+
+    plots = [("metrics_by_lang.png", "Metrics per language")]
+    _plot_metrics(systems, RETRIEVAL if retrieval_only else PLOTTED, out / plots[0][0])
+    plots.append(("hit_at_k.png", "Page hit@k"))
+    _plot_hit_curve(systems, out / plots[-1][0])
+    if not retrieval_only:
+        plots.append(("latency.png", "Latency"))
+        _plot_latency(records, out / plots[-1][0])
+    lines += ["", "## Plots", ""] + [f"![{title}]({name})" for name, title in plots]
+
+    for system, recs in records.items():
+        lines += ["", f"## Failures: {system}"] + _failures(recs, retrieval_only)
+        errors = [r for r in recs if r.get("error")]
+        if errors:
+            lines += ["", f"### Errors: {len(errors)}", ""]
+            lines += _table(["id", "error"], [[r["id"], _cell(r["error"], 200)] for r in errors])
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
