@@ -6,9 +6,9 @@ import re
 
 # Han, CJK punctuation, kana, full-width forms: a line holding any of these belongs to the Chinese side.
 _CJK = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-_SPACE = re.compile(r"\s+")
 # Private-use U+E601 is used as a space in the export's Chinese blocks; U+2011 is a non-breaking hyphen.
-_CHAR_MAP = str.maketrans({"\ue601": " ", "\u2011": "-", "\u00a0": " "})
+# (str.replace: much faster than str.translate with a mapping, and this runs on every line.)
+_CHAR_MAP = (("\ue601", " "), ("\u2011", "-"), ("\u00a0", " "))
 MIN_VERTICAL_RUN = 3  # shorter runs of one-character lines are usually real (e.g. a lone "%" or "B")
 
 
@@ -17,12 +17,14 @@ def has_cjk(line: str) -> bool:
 
 
 def normalize(line: str) -> str:
-    return _SPACE.sub(" ", line.translate(_CHAR_MAP)).strip()
+    for old, new in _CHAR_MAP:
+        line = line.replace(old, new)
+    return " ".join(line.split())
 
 
 def line_key(line: str) -> str:
     """Comparison key that survives the export's habit of dropping spaces next to stripped CJK text."""
-    return _SPACE.sub("", line)
+    return "".join(line.split())
 
 
 def join_vertical(lines: list[str]) -> list[str]:

@@ -89,33 +89,30 @@ def _start_penalty(c: _Cand, first_cjk: int) -> float | None:
 
 
 def _marker_chain(cands: list[_Cand], first_cjk: int) -> dict[int, dict[int, _Cand]]:
-    """Best chain of (candidate, role) with strictly increasing lines and slots; returns {page: {role: cand}}."""
-    by_value: dict[int, list[int]] = {}
-    for k, c in enumerate(cands):
-        by_value.setdefault(c.value, []).append(k)
-    best: dict[tuple[int, int], float] = {}
+    """Best chain of (candidate, role) with strictly increasing lines and slots; returns {page: {role: cand}}.
+    Candidates come in line order, so the best chain ending in any earlier candidate of value u and role r is a
+    running maximum: each candidate looks at O(MAX_GAP) predecessors."""
+    best: dict[tuple[int, int], float] = {}  # (candidate index, role) -> score of the best chain ending there
     back: dict[tuple[int, int], tuple[int, int] | None] = {}
-    for k, c in enumerate(cands):  # cands are in line order, so every predecessor is already scored
+    running: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}  # (value, role) -> best so far
+    for k, c in enumerate(cands):
         if c.value < 1:
             continue
         start_penalty = _start_penalty(c, first_cjk)
         for role in (A, B):
             score, prev = (float("-inf") if start_penalty is None else c.score[role] - start_penalty), None
-            for u in range(max(1, c.value - MAX_GAP - 1), c.value + 1):
-                for j in by_value.get(u, ()):
-                    if cands[j].line >= c.line:
-                        break
-                    roles = (A,) if u == c.value else (A, B)
-                    if u == c.value and role == A:
-                        continue
-                    for r in roles:
-                        s = best.get((j, r))
-                        if s is None:
-                            continue
-                        s += c.score[role] + (PAIR_BONUS if u == c.value else -GAP_PENALTY * (c.value - u - 1))
-                        if s > score:
-                            score, prev = s, (j, r)
+            # Same page: only A -> B, with the pair bonus. Earlier pages: either role, minus skipped pages.
+            steps = [((c.value, A), PAIR_BONUS)] if role == B else []
+            steps += [((u, r), -GAP_PENALTY * (c.value - u - 1))
+                      for u in range(max(1, c.value - MAX_GAP - 1), c.value) for r in (A, B)]
+            for key, bonus in steps:
+                if key in running and running[key][0] + c.score[role] + bonus > score:
+                    score, prev = running[key][0] + c.score[role] + bonus, running[key][1]
             best[(k, role)], back[(k, role)] = score, prev
+        for role in (A, B):
+            key = (c.value, role)
+            if key not in running or best[(k, role)] > running[key][0]:
+                running[key] = (best[(k, role)], (k, role))
     if not best:
         return {}
     state: tuple[int, int] | None = max(best, key=best.__getitem__)
