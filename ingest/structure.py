@@ -14,8 +14,8 @@ _NOT_TITLE = re.compile(r"[\d\s#.\-–]*")  # digits, ranges and the "#" column 
 _CONTINUES = ("=", "?", "+", ",", "&", "/", "-", "–", ":")
 MIN_SECTIONS = 3
 OUTLINE_SHARE = 0.75  # a page repeating this share of the outline's title lines is an outline page
-DIVIDER_MAX_CHARS = 150  # English chars of a title-only page
-DIVIDER_MAX_LINES = 4
+DIVIDER_MAX_CHARS = 160  # English chars of a title-only page (titles may break over several short lines)
+_CITES = re.compile(r"^(Source|Note)s?\b|^\*", re.M | re.I)  # a chart or quote cites its source: not a divider
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def page_kind(en_lines: Sequence[str], outline: Outline | None) -> PageKind:
     if outline and outline.title_lines:
         if len(outline.title_lines.intersection(en_lines)) >= OUTLINE_SHARE * len(outline.title_lines):
             return "outline"
-    if 0 < len(en_lines) <= DIVIDER_MAX_LINES and sum(map(len, en_lines)) <= DIVIDER_MAX_CHARS:
+    text = "\n".join(en_lines)
+    if 0 < len(text) <= DIVIDER_MAX_CHARS and not _CITES.search(text):
         return "divider"
     return "content"
