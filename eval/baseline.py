@@ -21,7 +21,7 @@ from llama_index.core.llms import CompletionResponse, CompletionResponseGen, Cus
 from llama_index.core.llms.callbacks import llm_completion_callback
 from pydantic import PrivateAttr
 
-from reportqa.answer import Answer, Citation, Message, get_llm
+from reportqa.answer import Answer, ChatLLM, Citation, Message, get_llm
 from reportqa.answer.grounding import is_refusal
 from reportqa.answer.text import detect_lang
 from reportqa.settings import Settings
@@ -80,9 +80,10 @@ class BaselinePipeline:
 
     name = NAME
 
-    def __init__(self, index, settings: Settings):
+    def __init__(self, index, settings: Settings, llm: ChatLLM | None = None):
         self.index = index
         self.settings = settings
+        self._llm = llm
         self._engine = None
 
     def retrieve(self, question: str, k: int) -> list[int]:
@@ -92,7 +93,7 @@ class BaselinePipeline:
 
     def _query_engine(self):
         if self._engine is None:  # the LLM loads on first use, so retrieval-only runs never load it
-            llm = ChatLLMCompletion(get_llm(self.settings), context_window=self.settings.llm_ctx,
+            llm = ChatLLMCompletion(self._llm or get_llm(self.settings), context_window=self.settings.llm_ctx,
                                     num_output=self.settings.llm_max_tokens)
             self._engine = self.index.as_query_engine(llm=llm, streaming=True)
         return self._engine
@@ -129,9 +130,9 @@ def _stamp(settings: Settings, embedder) -> dict:
             "embedder": embedder.model_name, "llama_index": llama_index.core.__version__}
 
 
-def build_baseline(settings: Settings, rebuild: bool = False) -> BaselinePipeline:
+def build_baseline(settings: Settings, rebuild: bool = False, llm: ChatLLM | None = None) -> BaselinePipeline:
     """The baseline over settings.report: loaded from settings.home/baseline, or built there first (once; again
-    when the report, the embedder or llama-index change)."""
+    when the report, the embedder or llama-index change). llm defaults to get_llm(settings), loaded on first ask."""
     from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
 
     from reportqa.index import get_embedder
@@ -143,7 +144,7 @@ def build_baseline(settings: Settings, rebuild: bool = False) -> BaselinePipelin
     stamp_file = folder / "stamp.json"
     if not rebuild and stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
         index = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(folder)), embed_model=embedder)
-        return BaselinePipeline(index, settings)
+        return BaselinePipeline(index, settings, llm)
     pages = load_pages(settings.report)
     log.info("building the baseline index of %d pages into %s (once)", len(pages), folder)
     docs = [Document(text=p.text, metadata={"page": p.page}) for p in pages if p.text.strip()]
@@ -154,4 +155,4 @@ def build_baseline(settings: Settings, rebuild: bool = False) -> BaselinePipelin
     (tmp / "stamp.json").write_text(json.dumps(stamp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)  # only a complete build ever sits under the final name
-    return BaselinePipeline(index, settings)
+    return BaselinePipeline(index, settings, llm)

@@ -42,7 +42,7 @@ def _rows(retrieval_only: bool) -> tuple[str, ...]:
 
 def _plot_metrics(systems: dict, metric_names: Sequence[str], path: Path) -> None:
     series = [(s, lang) for s in systems for lang in sorted(systems[s]["by_lang"])]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(metric_names) * max(1, len(series)) / 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(metric_names) * max(2, len(series)) / 2 + 2), 4.5))
     width = 0.8 / max(1, len(series))
     for i, (system, lang) in enumerate(series):
         group = systems[system]["by_lang"][lang]
@@ -94,17 +94,25 @@ def _plot_latency(records: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def _group_table(systems: dict, section: str, names: Sequence[str]) -> list[str]:
+def _both(systems: dict, section: str, group: str, name: str) -> str:
+    """One cell: the metric of every system, "ours / baseline"."""
+    return " / ".join(_fmt(name, m[section].get(group, {}).get(name)) for m in systems.values())
+
+
+def _groups_as_rows(systems: dict, section: str, names: Sequence[str]) -> list[str]:
     groups = sorted({g for m in systems.values() for g in m[section]})
-    header = [section.removeprefix("by_").replace("_", " x "), *[f"{s} {n}" for n in names for s in systems]]
     rows = []
     for g in groups:
         n = next(m[section][g]["n"] for m in systems.values() if g in m[section])
-        row = [f"{g} (n={n})"]
-        for name in names:
-            row += [_fmt(name, m[section].get(g, {}).get(name)) for m in systems.values()]
-        rows.append(row)
-    return _table(header, rows)
+        rows.append([f"{g} (n={n})", *[_both(systems, section, g, name) for name in names]])
+    return _table([section.removeprefix("by_").replace("_", " x "), *names], rows)
+
+
+def _groups_as_columns(systems: dict, section: str, names: Sequence[str]) -> list[str]:
+    groups = sorted({g for m in systems.values() for g in m[section]})
+    header = ["metric", *[f"{g} (n={next(m[section][g]['n'] for m in systems.values() if g in m[section])})"
+                          for g in groups]]
+    return _table(header, [[name, *[_both(systems, section, g, name) for g in groups]] for name in names])
 
 
 def _failures(recs: list[dict], retrieval_only: bool) -> list[str]:
@@ -160,12 +168,13 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     lines += ["", "## Overall", ""]
     lines += _table(["metric", *systems], [[name, *[_fmt(name, m["overall"].get(name)) for m in systems.values()]]
                                            for name in rows])
-    lines += ["", "## By language", ""]
-    lines += _group_table(systems, "by_lang", rows)
-    lines += ["", "## By kind", ""]
-    lines += _group_table(systems, "by_kind", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
-    lines += ["", "## By language x kind", ""]
-    lines += _group_table(systems, "by_lang_kind", ("hit@5", "mrr", *(() if retrieval_only else ("answer_correct",))))
+    cells = f"Cells: {' / '.join(systems)}." if len(systems) > 1 else ""
+    lines += ["", "## By language", "", cells, ""]
+    lines += _groups_as_columns(systems, "by_lang", rows)
+    lines += ["", "## By kind", "", cells, ""]
+    lines += _groups_as_rows(systems, "by_kind", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
+    lines += ["", "## By language x kind", "", cells, ""]
+    lines += _groups_as_rows(systems, "by_lang_kind", ("hit@5", "mrr", *(() if retrieval_only else ANSWER[:1])))
 
     plots = [("metrics_by_lang.png", "Metrics per language")]
     _plot_metrics(systems, RETRIEVAL if retrieval_only else PLOTTED, out / plots[0][0])
