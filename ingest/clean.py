@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 # Han, CJK punctuation, kana, full-width forms: a line holding any of these belongs to the Chinese side.
@@ -31,21 +32,12 @@ def join_vertical(lines: list[str]) -> list[str]:
     """Join runs of one-character lines (vertical chart labels printed a letter per line) into one line.
     All-digit runs are left alone: they are lists like the outline's section numbers 1..8."""
     out: list[str] = []
-    i = 0
-    while i < len(lines):
-        j = i
-        while j < len(lines) and len(lines[j]) == 1:
-            j += 1
-        run = lines[i:j]
-        if len(run) >= MIN_VERTICAL_RUN and not all(c.isdigit() for c in run):
+    for single, group in itertools.groupby(lines, key=lambda x: len(x) == 1):
+        run = list(group)
+        if single and len(run) >= MIN_VERTICAL_RUN and not "".join(run).isdigit():
             out.append("".join(run))
-            i = j
-        elif run:
-            out.extend(run)
-            i = j
         else:
-            out.append(lines[i])
-            i += 1
+            out.extend(run)
     return out
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportqa.ingest.clean import clean_lines, has_cjk, normalize
+from reportqa.ingest.pdf import PDF_MAGIC, read_pdf_pages
 from reportqa.ingest.records import IngestError, PageRecord
 from reportqa.ingest.structure import find_outline, page_kind
-
-PDF_MAGIC = b"%PDF-"
+from reportqa.ingest.text_export import segment
 
 
 def _records(raw: list[tuple[int, list[str], list[str], str | None]]) -> list[PageRecord]:
@@ -33,8 +33,6 @@ def _records(raw: list[tuple[int, list[str], list[str], str | None]]) -> list[Pa
 
 
 def _read_text(path: Path, data: bytes) -> list[PageRecord]:
-    from reportqa.ingest.text_export import segment
-
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -49,8 +47,6 @@ def _read_text(path: Path, data: bytes) -> list[PageRecord]:
 
 
 def _read_pdf(path: Path, data: bytes) -> list[PageRecord]:
-    from reportqa.ingest.pdf import read_pdf_pages
-
     return _records([(p.page, p.en, p.zh, p.label) for p in read_pdf_pages(path, data)])
 
 
@@ -61,6 +57,8 @@ def load_pages(path: str | Path) -> list[PageRecord]:
         raise IngestError(f"{path}: no such file")
     if path.is_dir():
         raise IngestError(f"{path}: is a directory, expected a .txt export or a .pdf")
+    if not path.is_file():  # a FIFO or a device such as /dev/zero would block or never end
+        raise IngestError(f"{path}: not a regular file, expected a .txt export or a .pdf")
     try:
         data = path.read_bytes()
     except OSError as e:

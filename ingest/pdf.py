@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 from reportqa.ingest.clean import has_cjk
 from reportqa.ingest.records import IngestError
 
-log = logging.getLogger(__name__)
+PDF_MAGIC = b"%PDF-"
 EOF_WINDOW = 1024  # a complete PDF ends with %%EOF within its last KiB (the same window pypdf checks)
 PROGRESS_MIN_PAGES = 50
 
@@ -30,7 +29,7 @@ def _open(path: Path, data: bytes):
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
     encrypted = IngestError(f"{path.name}: the PDF is encrypted; remove the password and try again")
-    if not data.startswith(b"%PDF-"):
+    if not data.startswith(PDF_MAGIC):
         raise IngestError(f"{path.name}: not a PDF file")
     if b"%%EOF" not in data[-EOF_WINDOW:]:
         raise IngestError(f"{path.name}: the PDF is truncated or damaged (no end-of-file marker)")
