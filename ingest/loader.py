@@ -57,6 +57,8 @@ def load_pages(path: str | Path) -> list[PageRecord]:
         raise IngestError(f"{path}: no such file")
     if path.is_dir():
         raise IngestError(f"{path}: is a directory, expected a .txt export or a .pdf")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise IngestError(f"{path}: not a regular file")
     if not path.is_file():  # a FIFO or a device such as /dev/zero would block or never end
         raise IngestError(f"{path}: not a regular file, expected a .txt export or a .pdf")
     try:

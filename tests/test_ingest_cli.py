@@ -4,6 +4,7 @@ exit code 2 and one short line on stderr, without a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,15 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
 BAD_INPUTS = {
     "missing file": (lambda tmp, pdf: tmp / "nope.txt", "no such file"),
     "directory": (lambda tmp, pdf: tmp, "is a directory"),
+    "FIFO": (lambda tmp, pdf: _fifo(tmp / "pipe.txt"), "not a regular file"),  # reading it would block
     "empty file": (lambda tmp, pdf: _write(tmp, "empty.txt", b""), "empty"),
     "random bytes named .pdf": (lambda tmp, pdf: _write(tmp, "noise.pdf", bytes(range(256)) * 8), "not a PDF"),
     "encrypted PDF": (encrypted_pdf, "encrypted"),
