@@ -1,0 +1,330 @@
+"""The web chat: `build_app(settings, engine=None) -> gr.Blocks`, `launch(app, settings)` and `serve(settings)`.
+
+One answer engine serves every browser session; generations run one at a time through gradio's queue (fair, first
+come first served, bounded by settings.queue_size), and everything else (page viewer, new chat) skips the queue.
+Untrusted text reaches the page only through app/render.py. See docs/app.md."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an offline app
+import gradio as gr  # noqa: E402
+
+from reportqa.answer.types import Answer, Evidence, Final, Token  # noqa: E402
+from reportqa.app import render  # noqa: E402
+from reportqa.errors import UserError  # noqa: E402
+from reportqa.settings import Settings  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+LANGS = [("Auto", "auto"), ("English", "en"), ("中文", "zh")]
+EXAMPLES = [
+    "How many weekly active users did ChatGPT reach?",
+    "What is happening to the cost of AI inference?",
+    "How fast did ChatGPT get to 1 million users?",
+    "ChatGPT 的每周活跃用户有多少？",
+    "美国大型科技公司的资本支出增长了多少？",
+    "人工智能推理成本的变化趋势是什么？",
+]
+GENERATE = "generate"  # the concurrency group shared by the chat and the `ask` API: one generation at a time
+
+THEME = gr.themes.Soft(
+    primary_hue="indigo", neutral_hue="slate",
+    # system fonts only: the default theme would fetch Google Fonts, and the app must work (and stay silent) offline
+    font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
+          "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
+CSS = """
+.rq-header h1 { margin: 0; font-size: 1.45rem; }
+.rq-header p { margin: .2rem 0 0; color: var(--body-text-color-subdued); }
+#rq-chat .message code { font-size: .8em; padding: .05em .4em; border-radius: .6em;
+  background: var(--color-accent-soft); color: var(--color-accent); white-space: nowrap; }
+#rq-chat .options { display: flex; flex-wrap: wrap; gap: .4rem; justify-content: flex-start; align-items: center;
+  margin: .35rem 0 0; padding: 0 .3rem; }
+#rq-chat .options::before { content: "Open page:"; font-size: .8rem; color: var(--body-text-color-subdued); }
+#rq-chat .options .option { flex: 0 0 auto; width: auto; min-width: 0; padding: .2rem .75rem; border-radius: 999px;
+  font-size: .85rem; border: 1px solid var(--color-accent); color: var(--color-accent);
+  background: var(--color-accent-soft); cursor: pointer; }
+#rq-chat .options .option:hover { background: var(--color-accent); color: white; }
+.rq-page { font-size: .92rem; }
+.rq-page-head { margin-bottom: .5rem; display: flex; flex-wrap: wrap; gap: .4rem; align-items: baseline; }
+.rq-section { color: var(--body-text-color-subdued); }
+.rq-legend { margin-left: auto; font-size: .8rem; color: var(--body-text-color-subdued); }
+.rq-cols { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
+.rq-col { min-width: 0; border: 1px solid var(--border-color-primary); border-radius: .5rem; padding: .5rem .7rem;
+  max-height: 62vh; overflow: auto; background: var(--background-fill-primary); }
+.rq-col-title { font-weight: 600; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--body-text-color-subdued); margin-bottom: .3rem; }
+.rq-text { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.45; }
+.rq-page mark { background: #fde68a; color: inherit; border-radius: .2em; padding: 0 .1em; }
+.rq-empty { color: var(--body-text-color-subdued); padding: 1rem .2rem; }
+.rq-label { font-size: .85rem; color: var(--body-text-color-subdued); line-height: 2.4rem; white-space: nowrap; }
+.rq-note { font-size: .8rem; color: var(--body-text-color-subdued); }
+"""
+
+
+def _lang(choice: str | None) -> str | None:
+    return choice if choice in ("en", "zh") else None
+
+
+def _pages_text(pages: list[int]) -> str:
+    return ", ".join(str(p) for p in pages)
+
+
+class Chat:
+    """The event handlers, kept apart from the layout so tests can drive them without a browser.
+
+    The transcript (gr.State) holds the Chatbot's messages, already rendered inert; `turns` holds the raw
+    (question, answer) pairs the engine gets as history; `quotes` maps each page cited by the latest answer to its
+    supporting passages, for the page viewer's highlight."""
+
+    def __init__(self, settings: Settings, engine=None):
+        self.settings = settings
+        self._engine = engine
+        self._engine_lock = threading.Lock()
+
+    @property
+    def engine(self):
+        """Built on first use, so a missing index or model becomes a message in the chat, not a dead app."""
+        with self._engine_lock:
+            if self._engine is None:
+                from reportqa.answer import AnswerEngine
+
+                self._engine = AnswerEngine(self.settings)
+            return self._engine
+
+    # ------------------------------------------------------------ chat
+
+    def submit(self, question: str, transcript: list, lang: str):
+        """Fast, unqueued: validate, show the question and a waiting indicator, lock the input until the answer."""
+        ui = render.ui_lang(question, lang)
+        try:
+            q = render.check_question(question, self.settings.max_question_chars, ui)
+        except render.BadQuestion as e:
+            asked = [{"role": "user", "content": render.inert(render.shorten(question))}] if question.strip() else []
+            transcript = [*transcript, *asked, {"role": "assistant", "content": "⚠️ " + render.inert(str(e))}]
+            return gr.update(), transcript, transcript, None
+        transcript = [*transcript, {"role": "user", "content": render.inert(q)},
+                      {"role": "assistant", "content": "",
+                       "metadata": {"title": "Waiting for the model…", "status": "pending"}}]
+        return gr.update(value="", interactive=False), transcript, transcript, q
+
+    def respond(self, question: str | None, transcript: list, turns: list, lang: str) -> Iterator[tuple]:
+        """Queued: stream the answer into the last two messages (the thinking indicator and the answer).
+        Yields (transcript, chatbot, turns, quotes, textbox)."""
+        if question is None:
+            yield (gr.skip(),) * 4 + (gr.update(interactive=True),)
+            return
+        t0 = time.perf_counter()
+        transcript = [*transcript]
+        thought, reply = transcript[-1], {"role": "assistant", "content": "…"}
+        state = {"raw": "", "quotes": {}}
+
+        def out(done: bool = False):
+            return transcript, transcript, turns, state["quotes"], gr.update(interactive=True) if done else gr.skip()
+
+        def set_thought(title: str, done: bool = False):
+            transcript[-2 if reply in transcript else -1] = {
+                **thought, "metadata": {"title": title, "status": "done" if done else "pending",
+                                        **({"duration": round(time.perf_counter() - t0, 1)} if done else {})}}
+
+        set_thought("Searching the report…")
+        yield out()
+        try:
+            for ev in self.engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
+                if isinstance(ev, Evidence):
+                    set_thought(f"Writing the answer from pages {_pages_text(ev.pages)}…")
+                    reply = {**reply, "options": render.page_chips(None, ev.pages)}
+                    transcript.append(reply)
+                elif isinstance(ev, Token):
+                    state["raw"] += ev.text
+                    reply = {**reply, "content": render.answer_markdown(state["raw"]) + " ▍"}
+                    transcript[-1] = reply
+                elif isinstance(ev, Final):
+                    a: Answer = ev.answer
+                    if reply not in transcript:
+                        transcript.append(reply)
+                    reply = {"role": "assistant", "content": ("⚠️ " if a.error else "") + render.answer_markdown(
+                        a.answer), "options": render.page_chips(a, [p for p, _ in a.retrieved])}
+                    transcript[-1] = reply
+                    cited = list(dict.fromkeys(c.page for c in a.citations))
+                    set_thought(f"Answered from page{'s' if len(cited) > 1 else ''} {_pages_text(cited)}" if cited
+                                else "No answer in the report" if a.refused else "Could not answer", done=True)
+                    for c in a.citations:
+                        state["quotes"].setdefault(c.page, []).append(c.quote)
+                    if not a.error:
+                        turns = [*turns, (question, a.answer)]
+                yield out(done=isinstance(ev, Final))
+        except Exception as e:  # the conversation stays; the failed turn is not added to the history
+            if isinstance(e, UserError):
+                text = str(e)
+            else:
+                log.exception("answering %r failed", question)
+                text = render.message("failed", render.ui_lang(question, lang))
+            if reply in transcript:
+                transcript.remove(reply)
+            set_thought("Could not answer", done=True)
+            transcript.append({"role": "assistant", "content": "⚠️ " + render.inert(text)})
+            yield out(done=True)
+
+    def busy(self, question: str | None, transcript: list, lang: str):
+        """The generation could not even be queued (queue full): say so and give the question back."""
+        text = render.message("busy", render.ui_lang(question or "", lang))
+        if transcript and transcript[-1].get("metadata", {}).get("status") == "pending":
+            transcript = [*transcript[:-1], {**transcript[-1], "metadata": {"title": "Not answered", "status": "done"}}]
+        transcript = [*transcript, {"role": "assistant", "content": "⚠️ " + render.inert(text)}]
+        return transcript, transcript, gr.update(value=question or "", interactive=True)
+
+    @staticmethod
+    def new_chat():
+        return [], [], [], {}, gr.update(value="", interactive=True)
+
+    # ------------------------------------------------------------ page viewer
+
+    def page_view(self, n: int | None, quotes: dict | None = None) -> str:
+        if n is None:
+            return render.page_html(None, None)
+        try:
+            record = self.engine.retriever.page(int(n))
+        except UserError as e:
+            return render.page_html(int(n), None, note=str(e))
+        return render.page_html(int(n), record, (quotes or {}).get(int(n), []))
+
+    def open_chip(self, quotes: dict, evt: gr.SelectData):
+        n = int(evt.value["value"] if isinstance(evt.value, dict) else evt.value)
+        return str(n), self.page_view(n, quotes)
+
+    def open_page(self, n: str, quotes: dict, step: int = 0):
+        try:
+            page = max(1, int(str(n).strip()) + step)
+        except ValueError:
+            return gr.skip(), self.page_view(None)
+        return str(page), self.page_view(page, quotes)
+
+    # ------------------------------------------------------------ API
+
+    def ask(self, question: str, lang: str = "auto", history: list[list[str]] | None = None) -> dict:
+        """Answer one question about the report.
+
+        Args:
+            question: in English or Chinese
+            lang: answer language: "auto" (the question's), "en" or "zh"
+            history: earlier turns as [question, answer] pairs, oldest first
+        Returns:
+            {answer, lang, refused, citations: [{page, quote}], retrieved: [{page, score}], error}
+        """
+        try:
+            q = render.check_question(question, self.settings.max_question_chars, render.ui_lang(question, lang))
+            answer = self.engine.ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from e
+        return render.api_result(answer)
+
+
+def build_app(settings: Settings, engine=None) -> gr.Blocks:
+    """The chat UI and the `ask` API endpoint. Without an engine, one is built for `settings` on the first question."""
+    chat = Chat(settings, engine)
+    with gr.Blocks(title="Report Q&A · Trends – Artificial Intelligence", analytics_enabled=False) as app:
+        gr.HTML('<div class="rq-header"><h1>Ask the report: <i>Trends – Artificial Intelligence</i></h1>'
+                '<p>BOND, May 2025 · 340 pages · ask in English or 中文 — answers come from the report and cite '
+                'its pages.</p></div>')
+        transcript, turns, quotes, pending = gr.State([]), gr.State([]), gr.State({}), gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=380):
+                chatbot = gr.Chatbot(
+                    elem_id="rq-chat", show_label=False, height="62vh", layout="bubble", autoscroll=True,
+                    latex_delimiters=[], allow_tags=False, sanitize_html=True, feedback_options=None,
+                    buttons=["copy"], examples=[{"text": q} for q in EXAMPLES],
+                    placeholder="**Ask anything about the report.** Pick an example or type below.<br>"
+                                "用中文或英文提问，回答会注明出处页码。")
+                question = gr.Textbox(elem_id="rq-question", show_label=False, submit_btn="Ask", lines=1,
+                                      max_lines=6, placeholder="Ask a question… / 请输入问题…", autofocus=True)
+                with gr.Row(equal_height=True):
+                    gr.HTML('<span class="rq-label">Answer in</span>', scale=0, min_width=80)
+                    lang = gr.Radio(LANGS, value="auto", label="Answer in", elem_id="rq-lang", container=False,
+                                    scale=3)
+                    new = gr.Button("＋ New chat", elem_id="rq-new", scale=1, size="sm", variant="secondary")
+                gr.HTML('<p class="rq-note">Answers are written by a small model running on this computer\'s CPU, '
+                        'so the first words can take a while. Check the cited pages: the model can be wrong.</p>')
+            with gr.Column(scale=4, min_width=380):
+                with gr.Row(equal_height=True):
+                    prev = gr.Button("◀", elem_id="rq-prev", scale=0, min_width=48, size="md")
+                    page_no = gr.Textbox(label="Page", elem_id="rq-page-no", scale=1, show_label=False, lines=1,
+                                         placeholder="Page number, then Enter", max_length=6)
+                    nxt = gr.Button("▶", elem_id="rq-next", scale=0, min_width=48, size="md")
+                page_view = gr.HTML(render.page_html(None, None), elem_id="rq-page")
+
+        chat_io = dict(inputs=[question, transcript, lang], outputs=[question, transcript, chatbot, pending],
+                       queue=False)
+        respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang],
+                          outputs=[transcript, chatbot, turns, quotes, question],
+                          concurrency_limit=1, concurrency_id=GENERATE, api_visibility="private",
+                          show_progress="hidden")
+        busy_io = dict(fn=chat.busy, inputs=[pending, transcript, lang], outputs=[transcript, chatbot, question],
+                       queue=False)
+        asked = gr.on([question.submit], chat.submit, **chat_io, api_visibility="private").then(**respond_io)
+        asked.failure(**busy_io)
+        ex = chatbot.example_select(_example_text, None, question, queue=False, api_visibility="private") \
+            .then(chat.submit, **chat_io, api_visibility="private").then(**respond_io)
+        ex.failure(**busy_io)
+        for clear in (new.click, chatbot.clear):  # the chatbot's own trash button must also reset the state
+            clear(chat.new_chat, None, [transcript, chatbot, turns, quotes, question], queue=False, cancels=[asked, ex],
+                  api_visibility="private")
+
+        page_io = dict(outputs=[page_no, page_view], queue=False, api_visibility="private")
+        chatbot.option_select(chat.open_chip, [quotes], **page_io)
+        page_no.submit(chat.open_page, [page_no, quotes], **page_io)
+        prev.click(lambda n, q: chat.open_page(n, q, -1), [page_no, quotes], **page_io)
+        nxt.click(lambda n, q: chat.open_page(n, q, +1), [page_no, quotes], **page_io)
+
+        gr.api(chat.ask, api_name="ask", concurrency_limit=1, concurrency_id=GENERATE)
+    return app
+
+
+def _example_text(evt: gr.SelectData) -> str:
+    return evt.value["text"]
+
+
+def launch(app: gr.Blocks, settings: Settings, **kwargs):
+    """Queue and start `app` as settings say (host, port, auth); kwargs go to gr.Blocks.launch."""
+    auth = None
+    if settings.auth_user or settings.auth_password:
+        if not (settings.auth_user and settings.auth_password):
+            raise UserError("set both auth_user and auth_password (REPORTQA_AUTH_USER / REPORTQA_AUTH_PASSWORD)")
+        auth = (settings.auth_user, settings.auth_password)
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        log.warning("serving on %s without a password: anyone who can reach this machine can use the app; "
+                    "set REPORTQA_AUTH_USER and REPORTQA_AUTH_PASSWORD to require one", settings.host)
+    app.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    return app.launch(server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, css=CSS,
+                      ssr_mode=False, show_error=False, footer_links=["api"], **kwargs)
+
+
+def prepare(settings: Settings) -> None:
+    """Build the index if it is missing or stale (progress on stderr) and assemble the bundled model, so the first
+    question does not wait for either."""
+    from reportqa.index import build_index
+
+    log.info("checking the index of %s (the first run builds it, with progress below)", settings.report.name)
+    stats = build_index(settings, settings.report)
+    if not stats.get("noop"):
+        log.info("index built: %s pages, %s chunks in %.0f s", stats.get("pages"), stats.get("chunks"),
+                 stats.get("seconds", 0))
+    if settings.llm == "local":
+        from reportqa.answer import ensure_model
+
+        log.info("model ready: %s", ensure_model(settings).name)
+
+
+def serve(settings: Settings) -> None:
+    """`reportqa serve`: prepare, then serve the chat until interrupted."""
+    prepare(settings)
+    app = build_app(settings)
+    log.info("starting the chat on http://%s:%d", settings.host, settings.port)
+    launch(app, settings)
