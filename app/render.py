@@ -33,6 +33,12 @@ MESSAGES = {
                 "zh": "问题中含有控制字符，请以纯文本重新输入。"},
     "failed": {"en": "Something went wrong while answering. The error is in the server log; please try again.",
                "zh": "回答时出了问题（详情见服务器日志），请重试。"},
+    "waiting": {"en": "Waiting for the model…", "zh": "等待模型…"},
+    "searching": {"en": "Searching the report…", "zh": "正在检索报告…"},
+    "writing": {"en": "Writing the answer from pages {pages}…", "zh": "正在根据第 {pages} 页撰写回答…"},
+    "answered": {"en": "Answered from pages {pages}", "zh": "依据第 {pages} 页回答"},
+    "refused": {"en": "The report does not answer this", "zh": "报告中没有答案"},
+    "not_answered": {"en": "Not answered", "zh": "未能回答"},
     "busy": {"en": "The assistant is busy answering other people right now. Please ask again in a minute.",
              "zh": "助手正在回答其他人的问题，请稍后再问。"},
 }

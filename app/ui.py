@@ -77,6 +77,13 @@ def _pages_text(pages: list[int]) -> str:
     return ", ".join(str(p) for p in pages)
 
 
+def _thought(title: str, seconds: float | None = None) -> dict:
+    """The "thinking" line above an answer: a spinner while pending, the time taken when done."""
+    meta = {"title": title, "status": "pending"} if seconds is None else \
+        {"title": title, "status": "done", "duration": round(seconds, 1)}
+    return {"role": "assistant", "content": "", "metadata": meta}
+
+
 class Chat:
     """The event handlers, kept apart from the layout so tests can drive them without a browser.
 
@@ -111,74 +118,67 @@ class Chat:
             transcript = [*transcript, *asked, {"role": "assistant", "content": "⚠️ " + render.inert(str(e))}]
             return gr.update(), transcript, transcript, None
         transcript = [*transcript, {"role": "user", "content": render.inert(q)},
-                      {"role": "assistant", "content": "",
-                       "metadata": {"title": "Waiting for the model…", "status": "pending"}}]
+                      _thought(render.message("waiting", ui))]
         return gr.update(value="", interactive=False), transcript, transcript, q
 
     def respond(self, question: str | None, transcript: list, turns: list, lang: str) -> Iterator[tuple]:
-        """Queued: stream the answer into the last two messages (the thinking indicator and the answer).
+        """Queued: stream the answer after the thinking indicator that `submit` left as the last message.
         Yields (transcript, chatbot, turns, quotes, textbox)."""
         if question is None:
             yield (gr.skip(),) * 4 + (gr.update(interactive=True),)
             return
-        t0 = time.perf_counter()
+        t0, ui = time.perf_counter(), render.ui_lang(question, lang)
         transcript = [*transcript]
-        thought, reply = transcript[-1], {"role": "assistant", "content": "…"}
-        state = {"raw": "", "quotes": {}}
+        at = len(transcript) - 1  # the thinking indicator; the answer goes after it
+        raw, quotes = "", {}
 
-        def out(done: bool = False):
-            return transcript, transcript, turns, state["quotes"], gr.update(interactive=True) if done else gr.skip()
+        def think(key: str, done: bool = False, **kw):
+            transcript[at] = _thought(render.message(key, ui, **kw), time.perf_counter() - t0 if done else None)
 
-        def set_thought(title: str, done: bool = False):
-            transcript[-2 if reply in transcript else -1] = {
-                **thought, "metadata": {"title": title, "status": "done" if done else "pending",
-                                        **({"duration": round(time.perf_counter() - t0, 1)} if done else {})}}
+        def reply(content: str, options: list | None = None):
+            transcript[at + 1:] = [{"role": "assistant", "content": content, **({"options": options} if options
+                                                                                 else {})}]
 
-        set_thought("Searching the report…")
+        def out(done: bool = False):  # a fresh list per yield: each one is a snapshot of the conversation
+            return [*transcript], [*transcript], turns, quotes, gr.update(interactive=True) if done else gr.skip()
+
+        think("searching")
         yield out()
+        chips: list = []
         try:
             for ev in self.engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
                 if isinstance(ev, Evidence):
-                    set_thought(f"Writing the answer from pages {_pages_text(ev.pages)}…")
-                    reply = {**reply, "options": render.page_chips(None, ev.pages)}
-                    transcript.append(reply)
+                    chips = render.page_chips(None, ev.pages)
+                    think("writing", pages=_pages_text(ev.pages))
+                    reply("…", chips)
                 elif isinstance(ev, Token):
-                    state["raw"] += ev.text
-                    reply = {**reply, "content": render.answer_markdown(state["raw"]) + " ▍"}
-                    transcript[-1] = reply
+                    raw += ev.text
+                    reply(render.answer_markdown(raw) + " ▍", chips)
                 elif isinstance(ev, Final):
                     a: Answer = ev.answer
-                    if reply not in transcript:
-                        transcript.append(reply)
-                    reply = {"role": "assistant", "content": ("⚠️ " if a.error else "") + render.answer_markdown(
-                        a.answer), "options": render.page_chips(a, [p for p, _ in a.retrieved])}
-                    transcript[-1] = reply
                     cited = list(dict.fromkeys(c.page for c in a.citations))
-                    set_thought(f"Answered from page{'s' if len(cited) > 1 else ''} {_pages_text(cited)}" if cited
-                                else "No answer in the report" if a.refused else "Could not answer", done=True)
+                    think("answered" if cited else "refused" if a.refused else "not_answered", done=True,
+                          pages=_pages_text(cited))
+                    reply(("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
+                          render.page_chips(a, [p for p, _ in a.retrieved]))
                     for c in a.citations:
-                        state["quotes"].setdefault(c.page, []).append(c.quote)
+                        quotes.setdefault(c.page, []).append(c.quote)
                     if not a.error:
                         turns = [*turns, (question, a.answer)]
                 yield out(done=isinstance(ev, Final))
         except Exception as e:  # the conversation stays; the failed turn is not added to the history
-            if isinstance(e, UserError):
-                text = str(e)
-            else:
+            if not isinstance(e, UserError):
                 log.exception("answering %r failed", question)
-                text = render.message("failed", render.ui_lang(question, lang))
-            if reply in transcript:
-                transcript.remove(reply)
-            set_thought("Could not answer", done=True)
-            transcript.append({"role": "assistant", "content": "⚠️ " + render.inert(text)})
+            think("not_answered", done=True)
+            reply("⚠️ " + render.inert(str(e) if isinstance(e, UserError) else render.message("failed", ui)))
             yield out(done=True)
 
     def busy(self, question: str | None, transcript: list, lang: str):
         """The generation could not even be queued (queue full): say so and give the question back."""
-        text = render.message("busy", render.ui_lang(question or "", lang))
+        ui = render.ui_lang(question or "", lang)
         if transcript and transcript[-1].get("metadata", {}).get("status") == "pending":
-            transcript = [*transcript[:-1], {**transcript[-1], "metadata": {"title": "Not answered", "status": "done"}}]
-        transcript = [*transcript, {"role": "assistant", "content": "⚠️ " + render.inert(text)}]
+            transcript = [*transcript[:-1], _thought(render.message("not_answered", ui), 0.0)]
+        transcript = [*transcript, {"role": "assistant", "content": "⚠️ " + render.inert(render.message("busy", ui))}]
         return transcript, transcript, gr.update(value=question or "", interactive=True)
 
     @staticmethod
@@ -224,6 +224,9 @@ class Chat:
             answer = self.engine.ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from e
+        except Exception as e:
+            log.exception("answering %r through the API failed", question)
+            raise gr.Error(render.message("failed", render.ui_lang(question, lang)), print_exception=False) from e
         return render.api_result(answer)
 
 
@@ -267,7 +270,7 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
                           concurrency_limit=1, concurrency_id=GENERATE, api_visibility="private",
                           show_progress="hidden")
         busy_io = dict(fn=chat.busy, inputs=[pending, transcript, lang], outputs=[transcript, chatbot, question],
-                       queue=False)
+                       queue=False, api_visibility="private")
         asked = gr.on([question.submit], chat.submit, **chat_io, api_visibility="private").then(**respond_io)
         asked.failure(**busy_io)
         ex = chatbot.example_select(_example_text, None, question, queue=False, api_visibility="private") \
@@ -326,5 +329,6 @@ def serve(settings: Settings) -> None:
     """`reportqa serve`: prepare, then serve the chat until interrupted."""
     prepare(settings)
     app = build_app(settings)
-    log.info("starting the chat on http://%s:%d", settings.host, settings.port)
-    launch(app, settings)
+    launch(app, settings, prevent_thread_lock=True, quiet=True)
+    log.info("the chat is ready: open http://%s:%d in a browser (Ctrl+C stops it)", settings.host, settings.port)
+    app.block_thread()

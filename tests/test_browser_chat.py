@@ -1,0 +1,136 @@
+"""End to end: `reportqa serve` on the real index with the real bundled LLM, driven in headless Chromium (Debian's
+package; scripts/setup.sh --test installs it). Set REPORTQA_SCREENSHOT=<file.png> to save the page after the English
+answer (that is how docs/screenshot-chat.png is made)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_app_api import free_port  # tests/ is on sys.path (rootdir-relative test modules)
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ANSWER_TIMEOUT_MS = 600_000  # a 1.5B model on 2 shared cores; tests assert behaviour, never speed
+QUESTION = "#rq-question textarea"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def server(built_index, tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "REPORTQA_HOME": str(built_index.home), "REPORTQA_HOST": "127.0.0.1",
+           "REPORTQA_PORT": str(port)}
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "reportqa.app.cli", "serve"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"reportqa serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"reportqa serve did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (scripts/setup.sh --test)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab on the app that records every request leaving the machine."""
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    pg.outside = []
+    pg.on("request", lambda r: pg.outside.append(r.url)
+          if not r.url.startswith((server, "data:", "blob:", "about:")) else None)
+    pg.goto(server)
+    pg.wait_for_selector(QUESTION)
+    yield pg
+    pg.close()
+
+
+def ask(pg, question: str) -> str:
+    """Ask, check that the page chips arrive and the answer streams before it is done; return the answer's text."""
+    pg.fill(QUESTION, question)
+    pg.keyboard.press("Enter")
+    pg.wait_for_function(f"document.querySelector('{QUESTION}').disabled")
+    # retrieval evidence first: page chips under the (still unfinished) answer
+    pg.wait_for_function(f"document.querySelector('#rq-chat .options button.option') && "
+                         f"document.querySelector('{QUESTION}').disabled", timeout=ANSWER_TIMEOUT_MS)
+    # then tokens stream in behind a cursor, still before the answer is done
+    pg.wait_for_function(f"document.querySelector('#rq-chat').innerText.includes('▍') && "
+                         f"document.querySelector('{QUESTION}').disabled", timeout=ANSWER_TIMEOUT_MS)
+    pg.wait_for_function(f"!document.querySelector('{QUESTION}').disabled", timeout=ANSWER_TIMEOUT_MS)
+    return pg.locator("#rq-chat .bot-row .message-content").last.inner_text()
+
+
+def cited_pages(pg) -> list[int]:
+    return [int(t.split()[-1]) for t in pg.locator("#rq-chat button.option").all_inner_texts() if t.startswith("✓")]
+
+
+def test_english_and_chinese_answers_cite_pages_that_open_in_the_viewer(page):
+    answer = ask(page, "How many weekly active users did ChatGPT reach?")
+    assert "▍" not in answer and re.search(r"\d", answer), answer
+    pages = cited_pages(page)
+    assert pages, answer
+    assert all(f"p. {p}" in answer for p in pages)  # citation badges in the text match the chips
+
+    page.locator("#rq-chat button.option").first.click()
+    view = page.locator(f"#rq-page [data-page='{pages[0]}']")
+    view.wait_for()
+    en, zh = (view.locator(f".rq-col[lang={lang}] .rq-text").inner_text() for lang in ("en", "zh"))
+    assert len(en) > 40 and CJK.search(zh), (en, zh)
+    assert view.locator("mark").count() > 0  # the supporting passage is highlighted
+    if os.environ.get("REPORTQA_SCREENSHOT"):
+        page.screenshot(path=os.environ["REPORTQA_SCREENSHOT"])
+
+    answer_zh = ask(page, "ChatGPT 的每周活跃用户有多少？")  # second turn of the same conversation
+    assert len(CJK.findall(answer_zh)) >= 5 and re.search(r"p\. \d+", answer_zh), answer_zh
+    assert cited_pages(page)
+    assert page.outside == []
+
+    page.click("#rq-new")
+    page.wait_for_function("!document.querySelector('#rq-chat .bot-row')")  # a new, empty conversation
+
+
+def test_html_and_markdown_in_a_question_render_inert(page):
+    nasty = ('<img src="http://203.0.113.7/x.png" onerror="window.__pwned=1"><script>window.__pwned=2</script> '
+             'What does the report say about ![chart](http://203.0.113.7/chart.png) **AI** adoption?')
+    page.fill(QUESTION, nasty)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('{QUESTION}').disabled")
+    page.wait_for_function(f"!document.querySelector('{QUESTION}').disabled", timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator("#rq-chat .user-row").first.inner_text().strip() == nasty  # shown exactly as typed
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#rq-chat img").count() == 0
+    assert page.locator("#rq-chat script, #rq-chat a[href*='203.0.113.7']").count() == 0
+    assert page.outside == []
