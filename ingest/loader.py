@@ -59,8 +59,6 @@ def load_pages(path: str | Path) -> list[PageRecord]:
         raise IngestError(f"{path}: is a directory, expected a .txt export or a .pdf")
     if not path.is_file():  # a FIFO or device would block or never end
         raise IngestError(f"{path}: not a regular file")
-    if not path.is_file():  # a FIFO or a device such as /dev/zero would block or never end
-        raise IngestError(f"{path}: not a regular file, expected a .txt export or a .pdf")
     try:
         data = path.read_bytes()
     except OSError as e:
