@@ -43,10 +43,12 @@ class Retriever:
         # verbatim repeats (the outline page is printed again before every section) are one page for ranking
         self._page_key = {p.page: hashlib.sha1(re.sub(r"\s+", " ", p.text).encode()).hexdigest() for p in pages}
         self._embedder = get_embedder(settings)
-        self._client = store.chroma_client(settings, build_dir)
         try:
+            self._client = store.chroma_client(settings, build_dir)  # an unreadable database fails already here
             self._collection = self._client.get_collection(manifest["store"]["collection"])
             count = self._collection.count()
+        except IndexUnavailable:
+            raise
         except Exception as e:
             raise IndexUnavailable(f"the vector store of the index is missing or unreadable ({type(e).__name__}); "
                                    f"{store.REBUILD_HINT}") from e
