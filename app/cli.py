@@ -34,15 +34,19 @@ def _ingest(args, settings) -> int:
 
 def _ask(args, settings) -> int:
     from reportqa.answer import AnswerEngine
+    from reportqa.app import render
 
+    # the chat's rules (empty, too long, control characters), checked before the engine loads
+    question = render.check_question(args.question, settings.max_question_chars,
+                                     render.ui_lang(args.question, args.lang))
     engine = AnswerEngine(settings)
     lang = None if args.lang == "auto" else args.lang
     if args.json:
-        print(json.dumps(engine.ask(args.question, lang=lang).to_json(), ensure_ascii=False))
+        print(json.dumps(engine.ask(question, lang=lang).to_json(), ensure_ascii=False))
         return 0
     from reportqa.answer.types import Evidence, Final, Token
 
-    for ev in engine.stream(args.question, lang=lang):
+    for ev in engine.stream(question, lang=lang):
         if isinstance(ev, Evidence):
             print(f"[pages: {', '.join(map(str, ev.pages))}]", file=sys.stderr)
         elif isinstance(ev, Token):
