@@ -156,7 +156,7 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     retrieval_only = meta["retrieval_only"]
     rows = _rows(retrieval_only)
     lines = ["# Eval report", "",
-             f"QA file `{Path(meta['qa']).name}`, {meta['n']} questions"
+             f"QA file `{meta['qa']}`, {meta['n']} questions"
              f"{' (stratified subset)' if meta['stratified'] and meta['limit'] else ''}"
              f"{', retrieval only' if retrieval_only else ''}; systems: {', '.join(systems)}; finished "
              f"{meta['finished']}. Metric definitions: docs/eval.md.", ""]
@@ -168,12 +168,12 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     lines += ["", "## Overall", ""]
     lines += _table(["metric", *systems], [[name, *[_fmt(name, m["overall"].get(name)) for m in systems.values()]]
                                            for name in rows])
-    cells = f"Cells: {' / '.join(systems)}." if len(systems) > 1 else ""
-    lines += ["", "## By language", "", cells, ""]
+    cells = [f"Cells: {' / '.join(systems)}.", ""] if len(systems) > 1 else []
+    lines += ["", "## By language", "", *cells]
     lines += _groups_as_columns(systems, "by_lang", rows)
-    lines += ["", "## By kind", "", cells, ""]
+    lines += ["", "## By kind", "", *cells]
     lines += _groups_as_rows(systems, "by_kind", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
-    lines += ["", "## By language x kind", "", cells, ""]
+    lines += ["", "## By language x kind", "", *cells]
     lines += _groups_as_rows(systems, "by_lang_kind", ("hit@5", "mrr", *(() if retrieval_only else ANSWER[:1])))
 
     plots = [("metrics_by_lang.png", "Metrics per language")]

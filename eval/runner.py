@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 DEFAULT_QA = Path(__file__).resolve().parent / "qa.jsonl"
 LANGS = ("en", "zh")
 KINDS = ("fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable")
+# settings that shape the results, recorded in metrics.json (no paths, hosts or secrets: results get committed)
+RECORDED_SETTINGS = ("embedder", "chunk_chars", "chunk_overlap", "top_k", "fusion", "rrf_k", "dense_weight",
+                     "retrieval_candidates", "divider_weight", "llm", "llm_ctx", "llm_max_tokens", "llm_temperature",
+                     "answer_context_tokens")
 MAX_CONSECUTIVE_ERRORS = 5  # that many failures in a row means the system is down, not that some items are hard
 
 
@@ -208,8 +213,17 @@ def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], sys
         "ids": [it.id for it in items],
         "systems": systems,
         "retrieval_only": retrieval_only,
-        "settings": {k: str(v) for k, v in dataclasses.asdict(settings).items()},
+        "settings_sha256": hashlib.sha256(repr(sorted(dataclasses.asdict(settings).items())).encode()).hexdigest(),
     }
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit, so committed results say what they measured; None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _previous_records(out: Path, fingerprint: dict) -> dict[str, dict[str, dict]]:
@@ -341,8 +355,10 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
     records = {s.name: _run_system(s, items, previous.get(s.name, {}), _results_path(out, s.name), page_text,
                                    settings.eval_k, retrieval_only) for s in systems}
     metrics = {
-        "meta": {"qa": str(qa_path), "n": len(items), "retrieval_only": retrieval_only, "k": settings.eval_k,
-                 "limit": limit, "stratified": stratified, "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+        "meta": {"qa": qa_path.name, "qa_sha256": fingerprint["qa_sha256"], "n": len(items),
+                 "retrieval_only": retrieval_only, "k": settings.eval_k, "limit": limit, "stratified": stratified,
+                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": _git_commit(),
+                 "settings": {f: getattr(settings, f) for f in RECORDED_SETTINGS if hasattr(settings, f)}},
         "systems": {name: aggregate(recs, settings.eval_k) for name, recs in records.items()},
     }
     metrics["bars"] = check_bars(metrics["systems"]["ours"], settings)
