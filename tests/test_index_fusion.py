@@ -1,0 +1,46 @@
+"""Fusion and page aggregation on hand-made rankings."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportqa.index.fusion import pages_from_chunks, rrf, weighted
+
+
+def test_rrf_rewards_items_ranked_well_by_both_retrievers():
+    fused = rrf([["a", "b", "c"], ["d", "b", "c"]], k=60)
+    assert fused["b"] == pytest.approx(2 / 62)
+    assert fused["a"] == pytest.approx(1 / 61)
+    ranked = sorted(fused, key=fused.get, reverse=True)
+    assert ranked[0] == "b" and ranked[-1] in ("a", "d")  # 2nd in both beats 1st in one
+    assert fused["c"] > fused["a"]  # even 3rd in both does
+
+
+def test_weighted_normalises_each_retrievers_scores_before_mixing():
+    dense = {"a": 0.90, "b": 0.85, "c": 0.80}  # cosine: narrow range
+    keyword = {"c": 30.0, "d": 3.0}  # bm25: wide range, different scale
+    fused = weighted([dense, keyword], [0.5, 0.5])
+    assert fused["a"] == pytest.approx(0.5)
+    assert fused["c"] == pytest.approx(0.5)  # worst dense + best keyword
+    assert fused["b"] == pytest.approx(0.25)
+    assert fused["d"] == pytest.approx(0.0)
+    only_dense = weighted([dense, keyword], [1.0, 0.0])
+    assert max(only_dense, key=only_dense.get) == "a"
+
+
+def test_pages_take_best_chunk_plus_some_of_the_second_and_merge_duplicates():
+    chunks = {"p1-c0": 0.5, "p1-c1": 0.4, "p2-c0": 0.6, "p3-c0": 0.55, "p9-c0": 0.9, "p10-c0": 0.3}
+
+    def page_of(c):
+        return int(c[1:c.index("-")])
+
+    ranked = pages_from_chunks(
+        chunks, page_of,
+        page_weight=lambda p: 0.5 if p == 9 else 1.0,  # 9 is a divider page
+        same_as=lambda p: 3 if p == 10 else p,  # 10 repeats page 3 verbatim
+        second_weight=0.5,
+    )
+    pages = [p for p, _, _ in ranked]
+    assert pages == [1, 2, 3, 9]  # 1: 0.5 + 0.2; 9: 0.9 * 0.5; 10 merged into 3
+    assert ranked[0][1] == pytest.approx(0.7)
+    assert [c for c, _ in ranked[0][2]] == ["p1-c0", "p1-c1"]  # passages best first
