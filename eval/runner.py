@@ -326,14 +326,11 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
         from reportqa.index import open_retriever
 
         retriever = open_retriever(settings)
-    systems: list[System] = []
-    ours = OurSystem(retriever)
     if not retrieval_only and engine is None:
         from reportqa.answer import AnswerEngine
 
         engine = AnswerEngine(settings, retriever=retriever)
-    ours.engine = engine
-    systems.append(ours)
+    systems: list[System] = [OurSystem(retriever, engine)]
     if baseline:
         if baseline_pipeline is None:
             from reportqa.eval.baseline import build_baseline
