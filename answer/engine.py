@@ -19,10 +19,12 @@ from reportqa.answer.grounding import (
     ground,
     in_lang,
     is_refusal,
+    on_topic,
     page_list,
     render,
     select_context,
 )
+from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
 from reportqa.answer.text import detect_lang, terms
 from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Token
@@ -78,6 +80,9 @@ class AnswerEngine:
             retriever = open_retriever(settings)
         self.retriever = retriever
         self._llm = llm
+        # Retrievers that can list their pages give the checks a bilingual term table mined from the report.
+        listed = getattr(retriever, "pages", None)
+        self.lexicon = Lexicon(filter(None, map(retriever.page, listed))) if listed else None
 
     @property
     def llm(self) -> ChatLLM:
@@ -122,20 +127,21 @@ class AnswerEngine:
         ans.retrieved = [(s.page, s.score) for s in sources]
         yield Evidence([s.page for s in sources])
 
-        cov = coverage(ans.standalone_question, sources)
-        log.debug("coverage %.2f on pages %s", cov, [s.page for s in sources])
+        cov = coverage(ans.standalone_question, sources, self.lexicon)
         if cov < MIN_COVERAGE:
+            log.info("refusing without asking the model: question coverage %.2f on pages %s", cov, ans.retrieved)
             text = self._refusal_text(lang, sources)
             ans.first_token_s = time.perf_counter() - t0
             yield Token(text)
             yield finish(text, refused=True)
             return
 
-        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens)
+        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens, self.lexicon)
         order = [p for p, _ in context]
         messages = [Message("system", prompts.SYSTEM),
                     Message("user", prompts.ANSWER[lang].format(context=format_context(context),
                                                                 question=ans.standalone_question))]
+        log.debug("prompt excerpts (coverage %.2f):\n%s", cov, format_context(context))
         raw = ""
         try:
             for piece in self._generate(messages, lang):
@@ -149,10 +155,17 @@ class AnswerEngine:
             yield finish(prompts.LLM_ERROR[lang].format(error=str(e)[:160], pages=pages), error=str(e))
             return
 
-        g = ground(raw, sources, order)
+        log.debug("raw answer: %r", raw)
+        g = ground(raw, sources, order, lang, self.lexicon)
+        by_page = {s.page: s for s in sources}
         for text, why in g.dropped:
             log.info("dropped %r: %s", text[:80], why)
+        for old, new in g.repaired:
+            log.info("number %r repaired to %r", old, new)
         kept = g.kept if facts(g.kept) else []
+        if kept and not on_topic(ans.standalone_question, [by_page[p] for c in kept for p in c.pages], self.lexicon):
+            log.info("withdrawn: the cited pages never mention what the question is about")
+            kept = []
         if kept and not in_lang(kept, lang):
             kept = self._repair_language(messages, lang, sources, order, kept, ans)
         if not facts(kept):
@@ -170,8 +183,9 @@ class AnswerEngine:
         prefill = prompts.PREFILL[lang]
         if prefill:
             messages = [*messages, Message("assistant", prefill)]
-            yield prefill
-        yield from self.llm.stream(messages, self.settings.llm_max_tokens)
+        for piece in self.llm.stream(messages, self.settings.llm_max_tokens):
+            yield prefill + piece  # the prefill goes out with the first real token, so timings stay honest
+            prefill = ""
 
     def _repair_language(self, messages, lang, sources, order, kept, ans) -> list[Checked]:
         """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else build
@@ -179,7 +193,7 @@ class AnswerEngine:
         log.info("answer not in %s; asking again", lang)
         try:
             retry = "".join(self._generate(messages, lang, retry=True))
-            g = ground(retry, sources, order)
+            g = ground(retry, sources, order, lang, self.lexicon)
             if facts(g.kept) and in_lang(g.kept, lang):
                 return g.kept
         except Exception as e:
@@ -187,7 +201,7 @@ class AnswerEngine:
         right = [c for c in kept if in_lang([c], lang)]
         if facts(right):
             return right
-        return fallback_answer(ans.standalone_question, lang, sources, facts(kept))
+        return fallback_answer(ans.standalone_question, lang, sources, facts(kept), self.lexicon)
 
     def _standalone(self, question: str, history: History | None, lang: Lang) -> str:
         if not needs_rewrite(question, history):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import Num, cjk_count, detect_lang, est_tokens, number_on, numbers, terms, units
 from reportqa.answer.types import Lang
 from reportqa.index.types import PageHit
@@ -29,8 +30,48 @@ class Source:
 
     @classmethod
     def build(cls, hit: PageHit, record: PageRecord | None) -> Source:
-        text = record.text if record else "\n".join(p.text for p in hit.passages)
-        return cls(hit.page, hit.score, text, units(text), terms(text), numbers(text))
+        if record:  # each language on its own, so no unit straddles the English and Chinese blocks
+            text, us = record.text, units(record.en) + units(record.zh)
+        else:
+            text = "\n".join(p.text for p in hit.passages)
+            us = units(text)
+        return cls(hit.page, hit.score, text, us, terms(text), numbers(text))
+
+
+# ---------------------------------------------------------------- term matching across languages
+
+TRANSLATED = 0.7  # a term matched only through its translation counts for a little less
+
+
+@dataclass(frozen=True)
+class Query:
+    """The content terms of a text, each with its translations and a weight (rarer in the report = more telling).
+    Without a lexicon every term weighs 1 and matches only itself."""
+
+    alias: dict[str, frozenset[str]]
+    weight: dict[str, float]
+
+    @classmethod
+    def of(cls, text: str, lex: Lexicon | None = None) -> Query:
+        ts = terms(text)
+        if lex is None:
+            return cls({t: frozenset((t,)) for t in ts}, dict.fromkeys(ts, 1.0))
+        return cls(lex.aliases(ts), {t: lex.idf(t) for t in ts})
+
+    @property
+    def total(self) -> float:
+        return sum(self.weight.values())
+
+    def hit(self, target: frozenset[str]) -> float:
+        """Weight of the terms found in `target`, directly or translated."""
+        return sum(w * (1.0 if t in target else TRANSLATED if self.alias[t] & target else 0.0)
+                   for t, w in self.weight.items())
+
+    def share(self, target: frozenset[str]) -> float:
+        return self.hit(target) / self.total if self.weight else 0.0
+
+    def count(self, target: frozenset[str]) -> int:
+        return sum(1 for t in self.weight if self.alias[t] & target)
 
 
 # ---------------------------------------------------------------- evidence sufficiency
@@ -44,14 +85,27 @@ def _informative(n: Num) -> bool:
     return n.value >= 100 and not 1900 <= n.value <= 2100
 
 
-def coverage(question: str, sources: list[Source]) -> float:
-    """Share of the question's content terms and numbers found on the best single retrieved page. Lexical in both
-    languages (pages carry English and Chinese), so it also works for a Chinese question about an English chart."""
-    q_terms, q_nums = terms(question), numbers(question)
-    total = len(q_terms) + len(q_nums)
+def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -> float:
+    """Weighted share of the question's content terms and numbers found on the best single retrieved page, directly
+    or through their translation, so a Chinese question about an English-only chart is covered too. A number
+    weighs as much as the question's most telling term."""
+    q, q_nums = Query.of(question, lex), numbers(question)
+    w_num = max(q.weight.values(), default=1.0)
+    total = q.total + w_num * len(q_nums)
     if not total or not sources:
         return 0.0
-    return max((len(q_terms & s.terms) + sum(number_on(n, s.nums) for n in q_nums)) / total for s in sources)
+    return max((q.hit(s.terms) + w_num * sum(number_on(n, s.nums) for n in q_nums)) / total for s in sources)
+
+
+def on_topic(question: str, cited: list[Source], lex: Lexicon | None, rare: float = 0.03) -> bool:
+    """Do the cited pages mention what the question is specifically about? The question's rare terms (on at most
+    `rare` of the report's pages: names, products) are its subject; an answer whose pages contain none of them
+    answers another question (e.g. another company's revenue growth, with numbers that check out)."""
+    if lex is None:
+        return True
+    q = Query.of(question, lex)
+    key = [t for t in q.weight if 0 < lex.df(t) <= rare * lex.n_pages]
+    return not key or any(q.alias[t] & s.terms for t in key for s in cited)
 
 
 # ---------------------------------------------------------------- prompt context
@@ -61,27 +115,28 @@ _QUANT = re.compile(r"\b(how (much|many|big|large|fast|long)|what (share|percent
                     r"|多少|几|比例|百分比|份额|增长|规模|数量|金额|成本|收入", re.I)
 
 
-def _unit_score(q_terms: frozenset[str], wants_number: bool, unit: str) -> float:
+def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
     ut = terms(unit)
     if not ut:
         return 0.0  # axis values, stray digits
-    hit = len(q_terms & ut) / max(len(q_terms), 1)
+    hit = q.share(ut)
     if wants_number and any(_informative(n) for n in numbers(unit)):
         hit += 0.25
     return hit / (1 + est_tokens(unit) / 120)  # a long unit must earn its place in the budget
 
 
-def select_context(question: str, sources: list[Source], budget: int) -> list[tuple[int, list[str]]]:
+def select_context(question: str, sources: list[Source], budget: int,
+                   lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
     """The sentences of the retrieved pages that matter for the question, within a token budget: each page's title
     (its first unit: slide titles state the slide's claim), then the best-overlapping units of every page, better
     ranked pages first. Returns [(page, units in page order)] in retrieval order; pages left without units are left
     out."""
-    q_terms, wants_number = terms(question), bool(_QUANT.search(question))
+    q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
     for rank, s in enumerate(sources):
         for i, u in enumerate(s.units):
-            score = _unit_score(q_terms, wants_number, u)
+            score = _unit_score(q, wants_number, u)
             if i == 0 and rank < 2:
                 score += 0.5  # the titles of the two best pages, even without overlap
             if score > 0:
@@ -112,12 +167,14 @@ _CITE = re.compile(
 _INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*|第\s*)(\d{1,4})\s*页?", re.I)
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
-    r"NOT IN (THE )?REPORT|not (mentioned|provided|specified|stated|covered|included|available|found) in|"
-    r"(does not|doesn't|do not|don't) (contain|mention|provide|include|say|specify|state|cover|give|have)|"
-    r"\bno (information|data|mention|details?)\b|\b(I )?(don't|do not) know\b|cannot (find|answer|determine)|"
-    r"unable to (find|answer|determine)|"
-    r"没有(提到|提及|相关|找到|包含|给出|说明|具体|关于)|未(提及|提到|包含|说明|给出|找到)|无法(回答|确定|找到|得知)|"
-    r"不知道|不清楚|并未(提及|提到)", re.I)
+    r"NOT IN (THE )?REPORT|"
+    r"(report|excerpts?|document|context|text|information)( provided)? (does not|doesn't|do not|don't) "
+    r"(contain|mention|provide|include|say|specify|state|cover|give)|"
+    r"not (mentioned|provided|specified|stated|covered|included|available|found) in the (report|excerpts?|document)|"
+    r"\b(I )?(don't|do not) know\b|\b(cannot|can't|unable to) (find|answer|determine)|"
+    r"\bno (information|data|mention|details?) (about|on|regarding|of)\b|"
+    r"(报告|摘录|文中)[^，。]{0,6}(没有|未|并未)(提到|提及|包含|给出|说明|提供)|没有(相关|找到|提到|提及)|"
+    r"未(提及|提到|找到)|无法(回答|确定|找到|得知)|不知道", re.I)
 
 
 def is_refusal(text: str) -> bool:
@@ -174,27 +231,26 @@ def _fact_numbers(s: Sentence) -> list[Num]:
     return numbers(text)
 
 
-def support(s: Sentence, src: Source) -> Support:
-    """Does the page say what the sentence says? Content-term overlap in either language, or distinctive numbers
-    in common (a Chinese sentence about an English-only chart shares its figures and names, few words)."""
-    st = terms(s.text)
+def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
+    """Does the page say what the sentence says? Content-term overlap in either language (directly or translated),
+    or distinctive numbers in common (a Chinese sentence about an English-only chart shares figures and names)."""
+    st = Query.of(s.text, lex)
     nums = _fact_numbers(s)
     covered = frozenset(i for i, n in enumerate(nums) if number_on(n, src.nums))
-    matched = len(st & src.terms)
-    frac = matched / len(st) if st else 0.0
+    hits, frac = st.count(src.terms), st.share(src.terms)
     strong_nums = sum(1 for i in covered if _informative(nums[i]))
     # Chinese sentences are counted in bigrams, many of which straddle word boundaries: a lower share suffices.
     need = 0.25 if cjk_count(s.text) > len(s.text) / 3 else 0.34
-    ok = frac >= need or matched >= 4 or (strong_nums and (matched >= 1 or frac >= 0.1)) or strong_nums >= 2
+    ok = frac >= need or hits >= 4 or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
     return Support(ok, frac + 0.3 * len(covered) + 0.2 * strong_nums, covered)
 
 
-def quote(s: Sentence, src: Source) -> str:
+def quote(s: Sentence, src: Source, lex: Lexicon | None = None) -> str:
     """The unit of the page that best supports the sentence, as the citation's quote."""
-    st, nums = terms(s.text), _fact_numbers(s)
+    st, nums = Query.of(s.text, lex), _fact_numbers(s)
 
     def score(u: str) -> float:
-        return len(st & terms(u)) + 2 * sum(number_on(n, numbers(u)) for n in nums) - est_tokens(u) / 200
+        return st.share(terms(u)) * 4 + 2 * sum(number_on(n, numbers(u)) for n in nums) - est_tokens(u) / 200
     best = max(src.units, key=score, default=src.text)
     return best if len(best) <= QUOTE_CHARS else best[: QUOTE_CHARS - 1] + "…"
 
@@ -211,6 +267,7 @@ class Grounded:
     kept: list[Checked]
     dropped: list[tuple[str, str]]  # (sentence, reason), for logs and tests
     refusal: bool  # the model said the report does not answer
+    repaired: list[tuple[str, str]] = field(default_factory=list)  # (number as written, as the page states it)
 
 
 def _resolve(cited: list[int], inline: list[int], by_page: dict[int, Source], order: list[int]) -> list[int]:
@@ -224,43 +281,82 @@ def _resolve(cited: list[int], inline: list[int], by_page: dict[int, Source], or
     return out
 
 
-def ground(answer: str, sources: list[Source], context_pages: list[int]) -> Grounded:
+def _digits(n: Num) -> str:
+    return f"{n.mantissa:.6f}".replace(".", "").strip("0")
+
+
+def format_number(value: float, lang: Lang, page_form: str) -> str:
+    if lang == "zh" and value >= 1e4:
+        unit, scale = ("亿", 1e8) if value >= 1e8 else ("万", 1e4)
+        return f"{value / scale:.4f}".rstrip("0").rstrip(".") + unit
+    return page_form
+
+
+def _rescale(s: Sentence, nums: list[Num], missing: set[int], srcs: list[Source], lang: Lang) -> list[tuple[str, str]]:
+    """Fix numbers a small model converted to the wrong scale ("5.5B" written as "5.5亿" instead of "55亿"): when a
+    supporting page states exactly one value with the same digits, the sentence gets that value."""
+    fixes = []
+    for i in sorted(missing):
+        n = nums[i]
+        cands = {p.value: p for src in srcs for p in src.nums
+                 if p.kind == n.kind and _informative(p) and _digits(p) == _digits(n) and p.value != n.value}
+        if len(cands) == 1:
+            (p,) = cands.values()
+            fixes.append((n.text.strip(), format_number(p.value, lang, p.text.strip())))
+    for old, new in fixes:
+        s.text = s.text.replace(old, new, 1)
+    return fixes
+
+
+def ground(answer: str, sources: list[Source], context_pages: list[int], lang: Lang = "en",
+           lex: Lexicon | None = None) -> Grounded:
     """Keep each sentence that the retrieved pages support, citing the pages that do; drop citations of pages that
     were not retrieved or do not support it; attach citations to uncited sentences; withdraw sentences with a
-    number that no retrieved page states."""
+    number that no retrieved page states (after repairing mis-scaled ones)."""
     by_page = {s.page: s for s in sources}
-    kept, dropped, refusal = [], [], False
+    g = Grounded([], [], False)
     for s in split_answer(answer):
         if is_refusal(s.text):
-            refusal = True
-            kept.append(Checked(s, [], {}))
+            g.refusal = True
+            g.kept.append(Checked(s, [], {}))
             continue
-        pointed = _resolve(s.cited, s.inline, by_page, context_pages)
         if any(p not in by_page for p in s.inline):
-            dropped.append((s.text, "names a page that was not retrieved"))
+            g.dropped.append((s.text, "names a page that was not retrieved"))
             continue
         if not terms(s.text) and not _fact_numbers(s):
-            kept.append(Checked(s, [], {}))  # no content ("Yes.", a lead-in): nothing to cite
+            g.kept.append(Checked(s, [], {}))  # no content ("Yes.", a lead-in): nothing to cite
             continue
-        sup = {p: support(s, src) for p, src in by_page.items()}
-        valid = [p for p in pointed if p in sup and sup[p].ok]
-        others = sorted((p for p in sup if sup[p].ok and p not in valid), key=lambda p: -sup[p].score)
-        nums = _fact_numbers(s)
-        pages = list(valid) or others[:1]
-        uncovered = set(range(len(nums))) - {i for p in pages for i in sup[p].covered}
-        for p in others:  # numbers from a second page (a comparison across slides)
-            if not uncovered:
-                break
-            if p not in pages and sup[p].covered & uncovered:
-                pages.append(p)
-                uncovered -= sup[p].covered
+        pages, missing = _cite(s, by_page, context_pages, lex)
+        if pages and missing:
+            fixes = _rescale(s, _fact_numbers(s), missing, [by_page[p] for p in pages], lang)
+            if fixes:
+                g.repaired += fixes
+                pages, missing = _cite(s, by_page, context_pages, lex)
         if not pages:
-            dropped.append((s.text, "no retrieved page supports it"))
-        elif uncovered:
-            dropped.append((s.text, "number not on any retrieved page: " + ", ".join(nums[i].text for i in uncovered)))
+            g.dropped.append((s.text, "no retrieved page supports it"))
+        elif missing:
+            nums = _fact_numbers(s)
+            g.dropped.append((s.text, "number not on any retrieved page: " + ", ".join(nums[i].text for i in missing)))
         else:
-            kept.append(Checked(s, pages, {p: quote(s, by_page[p]) for p in pages}))
-    return Grounded(kept, dropped, refusal)
+            g.kept.append(Checked(s, pages, {p: quote(s, by_page[p], lex) for p in pages}))
+    return g
+
+
+def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None) -> tuple[list[int], set[int]]:
+    """The pages to cite for a sentence (the model's valid citations, else the best supporting page, plus pages
+    needed for numbers the first ones lack) and the indexes of its numbers no cited page states."""
+    sup = {p: support(s, src, lex) for p, src in by_page.items()}
+    valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup and sup[p].ok]
+    others = sorted((p for p in sup if sup[p].ok and p not in valid), key=lambda p: -sup[p].score)
+    pages = valid or others[:1]
+    missing = set(range(len(_fact_numbers(s)))) - {i for p in pages for i in sup[p].covered}
+    for p in others:  # numbers from a second page (a comparison across slides)
+        if not missing:
+            break
+        if p not in pages and sup[p].covered & missing:
+            pages.append(p)
+            missing -= sup[p].covered
+    return pages, missing
 
 
 def facts(kept: list[Checked]) -> list[Checked]:
@@ -293,10 +389,12 @@ def in_lang(kept: list[Checked], lang: Lang) -> bool:
     return all(sentence_in_lang(c.sentence.text, lang) for c in kept)
 
 
-def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked]) -> list[Checked]:
+def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked],
+                    lex: Lexicon | None = None) -> list[Checked]:
     """Sentences taken from the evidence itself, in the asker's language, for when the model keeps answering in the
     wrong one: for each page the model relied on (else the best pages), the unit in `lang` that best matches the
-    model's sentence and the question."""
+    model's sentence and the question, with the model's verified figures added when that unit lacks them (chart
+    values are often printed only in English)."""
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
     by_page = {s.page: s for s in sources}
     out: list[Checked] = []
@@ -304,18 +402,20 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         src = by_page.get(page)
         if not src:
             continue
-        probe = " ".join([question, *(c.sentence.text for c in hints if page in c.pages)])
-        pt, pn = terms(probe), numbers(probe)
+        said = [c.sentence.text for c in hints if page in c.pages]
+        probe = Query.of(" ".join([question, *said]), lex)
         cands = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
-        if not cands:
-            continue
-        best = max(cands, key=lambda u: len(pt & terms(u)) + 2 * sum(number_on(n, numbers(u)) for n in pn))
-        if not (pt & terms(best)):
+        best = max(cands, key=lambda u: probe.hit(terms(u)), default="")
+        if not best or not probe.hit(terms(best)):
             continue
         best = best.rstrip("。.!！?？ ")
         if len(best) > QUOTE_CHARS:
             best = best[:QUOTE_CHARS - 1] + "…"
-        out.append(Checked(Sentence(best, [page]), [page], {page: best}))
+        figures = [format_number(n.value, lang, n.text.strip()) for n in numbers(" ".join(said))
+                   if _informative(n) and number_on(n, src.nums) and not number_on(n, numbers(best))]
+        text = best + (f"（{'，'.join(dict.fromkeys(figures))}）" if lang == "zh" else
+                       f" ({', '.join(dict.fromkeys(figures))})") if figures else best
+        out.append(Checked(Sentence(text, [page]), [page], {page: best}))
         if len(out) == 2:
             break
     return out

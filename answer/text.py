@@ -126,7 +126,7 @@ def number_on(n: Num, page_numbers: list[Num]) -> bool:
 
 # ---------------------------------------------------------------- sentence units
 
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=[。！？；])")
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=;)\s+|(?<=[。！？；])")
 _LINE_CONT_EN = re.compile(r"^[a-z(,;:&–-]")
 
 
@@ -142,13 +142,14 @@ def units(text: str, max_chars: int = 320) -> list[str]:
             prev = merged[-1]
             zh_wrap = (cjk_count(prev[-1:]) or prev.endswith(("，", ","))) and (
                 cjk_count(line[:1]) or line[:1].isdigit()) and cjk_count(prev) * 3 > len(prev)
-            en_wrap = _LINE_CONT_EN.match(line) and not prev.endswith((".", "!", "?")) and len(prev) > 25
+            en_wrap = not cjk_count(line[:1]) and not prev.endswith((".", "!", "?")) and (
+                (_LINE_CONT_EN.match(line) and len(prev) > 25) or (re.search(r"[a-z,]$", prev) and len(prev) > 40))
             if zh_wrap or en_wrap:
                 merged[-1] = prev + ("" if zh_wrap else " ") + line
                 continue
         merged.append(line)
     out, seen = [], set()
-    for block in merged:
+    for block in _group_short(list(dict.fromkeys(merged))):
         for s in _SENT_END.split(block):
             s = s.strip()
             while len(s) > max_chars:  # very long run-ons: cut at a space or comma near the limit
@@ -160,6 +161,24 @@ def units(text: str, max_chars: int = 320) -> list[str]:
             if len(s) > 1 and s not in seen:
                 seen.add(s)
                 out.append(s)
+    return out
+
+
+def _group_short(lines: list[str], short: int = 40, most: int = 160) -> list[str]:
+    """Chart slides print a label, its unit and its value on separate short lines ("CapEx, $B" / "+63%" / "$212B");
+    runs of short lines become one unit so that a value stays next to its label."""
+    def is_short(line: str) -> bool:  # a CJK character carries about as much as 2.5 Latin ones
+        return len(line) + 1.5 * cjk_count(line) < short and not line.endswith((".", "。", "!", "！", "?", "？"))
+
+    out: list[str] = []
+    grouping = False
+    for line in lines:
+        if (grouping and is_short(line) and len(out[-1]) + len(line) < most
+                and bool(cjk_count(line)) == bool(cjk_count(out[-1]))):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+            grouping = is_short(line)
     return out
 
 

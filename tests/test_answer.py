@@ -11,7 +11,8 @@ import time
 import pytest
 
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token
-from reportqa.answer.grounding import Source, coverage, ground, select_context, split_answer
+from reportqa.answer.grounding import Source, coverage, ground, is_refusal, select_context, split_answer
+from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
 from reportqa.answer.text import detect_lang, number_on, numbers, units
 from reportqa.index.types import PageHit, Passage
@@ -36,7 +37,7 @@ class FakeRetriever:
     """Ranks the pages above by shared content terms, like a keyword retriever would."""
 
     def __init__(self, pages=PAGES):
-        self.pages = pages
+        self._pages = pages
         self.queries: list[str] = []
 
     def retrieve(self, query, k=None):
@@ -44,12 +45,16 @@ class FakeRetriever:
 
         self.queries.append(query)
         q = terms(query)
-        scored = sorted(self.pages.values(), key=lambda p: (-len(q & terms(p.text)), p.page))
+        scored = sorted(self._pages.values(), key=lambda p: (-len(q & terms(p.text)), p.page))
         return [PageHit(p.page, 0.9 - 0.01 * i, p.section, p.kind, [Passage(f"p{p.page}-c0", p.page, p.text, 0.9)])
                 for i, p in enumerate(scored[: k or 3])]
 
     def page(self, n):
-        return self.pages.get(n)
+        return self._pages.get(n)
+
+    @property
+    def pages(self):
+        return sorted(self._pages)
 
 
 @pytest.fixture
@@ -152,6 +157,41 @@ def test_comparison_across_two_pages_cites_both():
     g = ground("ChatGPT reached 800MM weekly users while DeepSeek reached 54MM monthly users.", sources(10, 30),
                [10, 30])
     assert sorted(g.kept[0].pages) == [10, 30]
+
+
+def test_number_in_the_wrong_scale_is_repaired_from_the_page():
+    g = ground("ChatGPT每周活跃用户达到80亿 [p. 10]。", sources(10), [10], lang="zh")
+    assert g.kept[0].sentence.text == "ChatGPT每周活跃用户达到8亿" and g.repaired == [("80亿", "8亿")]
+    g = ground("CapEx reached $21.2B in 2024 [p. 20].", sources(20), [20], lang="en")
+    assert g.kept[0].sentence.text == "CapEx reached $212B in 2024"
+
+
+@pytest.mark.parametrize("text, refusal", [
+    ("NOT IN REPORT", True), ("The report does not mention Intel Gaudi sales.", True), ("I don't know.", True),
+    ("报告中没有提到这一数据。", True), ("摘录未提及相关信息。", True),
+    ("DeepSeek does not have ads [p. 30].", False), ("ChatGPT没有广告。", False),
+])
+def test_refusal_phrases(text, refusal):
+    assert is_refusal(text) == refusal
+
+
+def test_lexicon_pairs_terms_that_share_pages():
+    pages = [PageRecord(i, f"CapEx chart {i}", f"资本支出图表{i}", "s") for i in range(1, 4)]
+    pages += [PageRecord(i, f"Weekly users {i}", f"每周用户{i}", "s") for i in range(4, 7)]
+    pages += [PageRecord(i, f"filler{i} words", f"其余内容{i}", "s") for i in range(7, 20)]
+    lex = Lexicon(pages)
+    assert "capex" in lex.translate("资本") and "资本" in lex.translate("capex")
+    assert "capex" not in lex.translate("每周") and lex.translate("未见") == ()
+    srcs = [Source.build(PageHit(1, 0.9, "", "content"), PageRecord(1, "CapEx $212B", "", "s"))]
+    assert coverage("资本支出是多少", srcs, lex) > coverage("资本支出是多少", srcs)
+
+
+def test_persistent_wrong_language_adds_verified_figures_to_the_evidence_sentence(unit_settings):
+    english = "CapEx of the big six reached $212B in 2024 [p. 20]."
+    eng, _ = engine(unit_settings, [english, english])
+    ans = eng.ask("美国六大科技公司的资本支出是多少？")
+    assert ans.answer.startswith("美国六大科技公司资本支出") and "（2120亿） [p. 20]" in ans.answer
+    assert "CapEx" not in ans.answer
 
 
 def test_context_is_selected_within_budget():

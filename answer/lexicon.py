@@ -1,0 +1,68 @@
+"""Term statistics mined from the report itself: how telling a term is (inverse page frequency), and its
+translations. Every page carries its English text and a Chinese translation, so a Chinese bigram and an English word
+that keep turning up on the same pages translate each other ("资本" ~ "capex"). This lets the lexical checks match a
+Chinese question or answer against an English-only chart label without a dictionary or a model call."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+from reportqa.answer.text import cjk_count, terms
+from reportqa.ingest.records import PageRecord
+
+MIN_PAGES = 2  # co-occurrence on one page is no evidence of translation
+MIN_ASSOC = 0.5  # cosine of the two terms' page sets
+MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智能)
+
+
+class Lexicon:
+    """Built once per retriever from all its pages (~1 s)."""
+
+    def __init__(self, pages: Iterable[PageRecord]):
+        self._page_terms: dict[str, dict[int, frozenset[str]]] = {"en": {}, "zh": {}}
+        self._pages_of: dict[str, dict[str, set[int]]] = {"en": {}, "zh": {}}
+        for p in pages:
+            for lang, text in (("en", p.en), ("zh", p.zh)):
+                ts = frozenset(t for t in terms(text) if bool(cjk_count(t)) == (lang == "zh"))
+                self._page_terms[lang][p.page] = ts
+                for t in ts:
+                    self._pages_of[lang].setdefault(t, set()).add(p.page)
+        self._n = max(len(self._page_terms["en"]), 1)
+        self.translate = lru_cache(maxsize=8192)(self._translate)
+
+    def _translate(self, term: str, limit: int = 2) -> tuple[str, ...]:
+        """Terms of the other language that co-occur with `term` page by page, best first."""
+        src, dst = ("zh", "en") if cjk_count(term) else ("en", "zh")
+        pages = self._pages_of[src].get(term)
+        if not pages or len(pages) < MIN_PAGES or len(pages) > MAX_SHARE * self._n:
+            return ()
+        together = Counter(t for p in pages for t in self._page_terms[dst].get(p, ()))
+        scored = []
+        for t, c in together.items():
+            df = len(self._pages_of[dst][t])
+            if c >= MIN_PAGES and df <= MAX_SHARE * self._n:
+                assoc = c / math.sqrt(len(pages) * df)
+                if assoc >= MIN_ASSOC:
+                    scored.append((assoc, t))
+        return tuple(t for _, t in sorted(scored, reverse=True)[:limit])
+
+    def df(self, term: str) -> int:
+        """On how many pages the term occurs (in its own language's block)."""
+        return len(self._pages_of["zh" if cjk_count(term) else "en"].get(term, ()))
+
+    def idf(self, term: str) -> float:
+        df = self.df(term)
+        if not df and cjk_count(term):
+            return 1.0  # a bigram the report never uses is mostly a word-boundary straddle, not a missing name
+        return math.log(1 + self._n / (df + 0.5))
+
+    @property
+    def n_pages(self) -> int:
+        return self._n
+
+    def aliases(self, ts: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Each term with its translations, for matching across languages."""
+        return {t: frozenset((t, *self.translate(t))) for t in ts}
