@@ -51,7 +51,7 @@ CSS = """
 #rq-chat .options .option { flex: 0 0 auto; width: auto; min-width: 0; padding: .2rem .75rem; border-radius: 999px;
   font-size: .85rem; border: 1px solid var(--color-accent); color: var(--color-accent);
   background: var(--color-accent-soft); cursor: pointer; }
-#rq-chat .options .option:hover { background: var(--color-accent); color: white; }
+#rq-chat .options .option:hover { text-decoration: underline; box-shadow: 0 0 0 1px var(--color-accent); }
 .rq-page { font-size: .92rem; }
 .rq-page-head { margin-bottom: .5rem; display: flex; flex-wrap: wrap; gap: .4rem; align-items: baseline; }
 .rq-section { color: var(--body-text-color-subdued); }
@@ -174,11 +174,13 @@ class Chat:
             yield out(done=True)
 
     def busy(self, question: str | None, transcript: list, lang: str):
-        """The generation could not even be queued (queue full): say so and give the question back."""
+        """The generation failed outside our code: the queue was full (say so, give the question back) or the user
+        cancelled it with "new chat" (then the waiting indicator is gone and there is nothing to say)."""
+        if not (transcript and transcript[-1].get("metadata", {}).get("status") == "pending"):
+            return gr.skip(), gr.skip(), gr.update(interactive=True)
         ui = render.ui_lang(question or "", lang)
-        if transcript and transcript[-1].get("metadata", {}).get("status") == "pending":
-            transcript = [*transcript[:-1], _thought(render.message("not_answered", ui), 0.0)]
-        transcript = [*transcript, {"role": "assistant", "content": "⚠️ " + render.inert(render.message("busy", ui))}]
+        transcript = [*transcript[:-1], _thought(render.message("not_answered", ui), 0.0),
+                      {"role": "assistant", "content": "⚠️ " + render.inert(render.message("busy", ui))}]
         return transcript, transcript, gr.update(value=question or "", interactive=True)
 
     @staticmethod
@@ -248,7 +250,7 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
                                 "用中文或英文提问，回答会注明出处页码。")
                 question = gr.Textbox(elem_id="rq-question", show_label=False, submit_btn="Ask", lines=1,
                                       max_lines=6, placeholder="Ask a question… / 请输入问题…", autofocus=True)
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False, elem_id="rq-controls"):
                     gr.HTML('<span class="rq-label">Answer in</span>', scale=0, min_width=80)
                     lang = gr.Radio(LANGS, value="auto", label="Answer in", elem_id="rq-lang", container=False,
                                     scale=3)

@@ -4,10 +4,15 @@ The real app is driven in tests/test_browser_chat.py and tests/test_app_api.py."
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import gradio as gr
 import pytest
+from gradio_client import Client
+from gradio_client.utils import Status
 from markdown_it import MarkdownIt
+from test_app_api import free_port
 
 from reportqa.answer.types import Answer, Citation, Evidence, Final, Token
 from reportqa.app import render
@@ -225,6 +230,7 @@ def test_busy_gives_the_question_back(settings):
     assert transcript[-1]["content"] == "⚠️ " + render.inert(render.message("busy", "en"))
     assert transcript[-2]["metadata"]["status"] == "done"
     assert box["value"] == "How many users?" and box["interactive"] is True
+    assert chat.busy(None, [], "en")[:2] == (gr.skip(), gr.skip())  # cancelled by "new chat": nothing to report
 
 
 def test_page_viewer_opens_chips_and_steps(settings):
@@ -252,3 +258,45 @@ def test_build_app_exposes_only_the_ask_endpoint(settings):
 def test_launch_refuses_half_configured_auth(settings):
     with pytest.raises(UserError, match="auth_password"):
         launch(build_app(settings, ScriptedEngine()), settings.replace(auth_user="me"))
+
+
+def wait_until(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_generations_run_one_at_a_time_in_order_and_overflow_is_refused(settings):
+    """Through the real gradio queue: one generation at a time, first come first served, and a full queue
+    (settings.queue_size waiting) refuses more instead of growing."""
+    gate = threading.Event()
+
+    class Gated(ScriptedEngine):
+        def stream(self, question, history=None, lang=None):
+            self.calls.append(question)
+            assert gate.wait(60) and len(self.calls) - len(self.done) == 1, "two generations at once"
+            self.done.append(question)
+            yield from happy()
+
+    s = settings.replace(port=free_port(), queue_size=1)
+    engine = Gated()
+    engine.done = []
+    app = build_app(s, engine)
+    launch(app, s, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
+        first = client.submit(question="first", api_name="/ask")
+        wait_until(lambda: engine.calls == ["first"])  # running, holding the one generation slot
+        second = client.submit(question="second", api_name="/ask")
+        wait_until(lambda: second.status().code == Status.IN_QUEUE)  # waiting: the queue is now full
+        third = client.submit(question="third", api_name="/ask")
+        with pytest.raises(Exception, match="(?i)queue is full"):
+            third.result(timeout=60)
+        gate.set()
+        assert first.result(timeout=60)["citations"][0]["page"] == 19
+        assert second.result(timeout=60)["citations"][0]["page"] == 19
+    finally:
+        gate.set()
+        app.close()
+    assert engine.done == ["first", "second"]

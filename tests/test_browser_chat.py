@@ -1,5 +1,5 @@
 """End to end: `reportqa serve` on the real index with the real bundled LLM, driven in headless Chromium (Debian's
-package; scripts/setup.sh --test installs it). Set REPORTQA_SCREENSHOT=<file.png> to save the page after the English
+package; scripts/setup.sh --test installs it). Set REPORTQA_SCREENSHOT=<file.png> to save the page after the Chinese
 answer (that is how docs/screenshot-chat.png is made)."""
 
 from __future__ import annotations
@@ -110,12 +110,16 @@ def test_english_and_chinese_answers_cite_pages_that_open_in_the_viewer(page):
     en, zh = (view.locator(f".rq-col[lang={lang}] .rq-text").inner_text() for lang in ("en", "zh"))
     assert len(en) > 40 and CJK.search(zh), (en, zh)
     assert view.locator("mark").count() > 0  # the supporting passage is highlighted
-    if os.environ.get("REPORTQA_SCREENSHOT"):
-        page.screenshot(path=os.environ["REPORTQA_SCREENSHOT"])
 
     answer_zh = ask(page, "ChatGPT 的每周活跃用户有多少？")  # second turn of the same conversation
     assert len(CJK.findall(answer_zh)) >= 5 and re.search(r"p\. \d+", answer_zh), answer_zh
-    assert cited_pages(page)
+    pages = cited_pages(page)
+    assert pages
+    page.locator("#rq-chat button.option").first.click()
+    page.locator(f"#rq-page [data-page='{pages[0]}'] mark").first.wait_for()
+    if os.environ.get("REPORTQA_SCREENSHOT"):
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=os.environ["REPORTQA_SCREENSHOT"])
     assert page.outside == []
 
     page.click("#rq-new")
