@@ -307,8 +307,10 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
         log.warning("serving on %s without a password: anyone who can reach this machine can use the app; "
                     "set REPORTQA_AUTH_USER and REPORTQA_AUTH_PASSWORD to require one", settings.host)
     app.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    # max_file_size=0: the app takes no files, and gradio's generic upload route would otherwise store any file of
+    # any size from anyone who can reach the app
     return app.launch(server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, css=CSS,
-                      ssr_mode=False, show_error=False, footer_links=["api"], **kwargs)
+                      ssr_mode=False, show_error=False, footer_links=["api"], max_file_size=0, **kwargs)
 
 
 def prepare(settings: Settings) -> None:
