@@ -53,13 +53,13 @@ class Settings:
     answer_context_tokens: int = 240  # report excerpts in the prompt; prompt reading (~65 tok/s) dominates latency
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
-    openai_api_key: str = "none"
+    openai_api_key: str = field(default="none", repr=False)  # secrets stay out of reprs (logs, test reports)
 
     # --- app ---
     host: str = "127.0.0.1"
     port: int = 7860
     auth_user: str = ""
-    auth_password: str = ""
+    auth_password: str = field(default="", repr=False)
     max_question_chars: int = 2000
     queue_size: int = 16  # pending chat generations before users get a "busy" message
 
