@@ -36,10 +36,10 @@ class Settings:
 
     # --- retrieval ---
     top_k: int = 5  # pages returned to the answer engine
-    fusion: str = "rrf"  # "rrf" | "weighted"
+    fusion: str = "weighted"  # "weighted" | "rrf" (measured in docs/index.md)
     rrf_k: int = 60
     dense_weight: float = 0.5  # fusion="weighted": share of the dense score (the rest is BM25)
-    retrieval_candidates: int = 40  # chunks taken from each of the dense and keyword retrievers before fusion
+    retrieval_candidates: int = 80  # chunks taken from each of the dense and keyword retrievers before fusion
     divider_weight: float = 0.5  # score factor of divider/outline pages (titles only; they match too many queries)
 
     # --- LLM ---

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def embed_text(chunk) -> str:
-    """What gets embedded for a chunk: its English and Chinese text together, so one vector serves both languages."""
-    return chunk.text
+    """What gets embedded for a chunk: its English text (the Chinese block is a translation of it), or the Chinese
+    when there is no English. e5 is cross-lingual, and Chinese words still reach the page through BM25. Measured on
+    the dev set (docs/index.md): the same dense hit@5 as embedding both languages, for 41% fewer tokens to embed."""
+    return chunk.en or chunk.zh
 
 
 def _sha256(data: bytes) -> str:
@@ -104,9 +107,9 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
             "format": store.FORMAT,
             "source": {"name": source.name, "sha256": _sha256(source.read_bytes())},
             "chunking": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap},
-            # the chunk contents cover changes of the ingest code that keep the source and settings the same
-            "chunks_sha256": _sha256(json.dumps([[c.id, t] for c, t in zip(chunks, texts, strict=True)],
-                                                ensure_ascii=False).encode()),
+            # pages and chunks as ingested: covers changes of the ingest code that keep source and settings the same
+            "content_sha256": _sha256(json.dumps([[p.to_json() for p in pages], [asdict(c) for c in chunks]],
+                                                 ensure_ascii=False).encode()),
             "embedder": embedder_identity(embedder),
             "store": store.store_identity(settings),
         }

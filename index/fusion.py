@@ -34,20 +34,19 @@ def pages_from_chunks(
     page_of: Callable[[Hashable], int],
     page_weight: Callable[[int], float] = lambda _page: 1.0,
     same_as: Callable[[int], Hashable] = lambda page: page,
-    second_weight: float = 0.3,
 ) -> list[tuple[int, float, list[tuple[Hashable, float]]]]:
-    """Pages ranked by their best chunk plus `second_weight` times their second best (a page that matches in two
-    places is a little more likely the right one), times `page_weight(page)` (to push divider and outline pages
-    down). Pages with the same `same_as` key (verbatim repeats, such as the outline printed before each section)
-    collapse into the best-scoring one. Returns (page, score, [(chunk, chunk score) best first]) best first."""
+    """Pages ranked by their best chunk times `page_weight(page)` (to push divider and outline pages down); the
+    page's other matching chunks come along as further passages. (Adding a share of the second-best chunk's score
+    did not help on the dev and eval sets, see docs/index.md.) Pages with the same `same_as` key (verbatim repeats,
+    such as the outline printed before each section) collapse into the best-scoring one.
+    Returns (page, score, [(chunk, chunk score) best first]) best first."""
     by_page: dict[int, list[tuple[Hashable, float]]] = {}
     for chunk, score in chunk_scores.items():
         by_page.setdefault(page_of(chunk), []).append((chunk, score))
     ranked = []
     for page, chunks in by_page.items():
         chunks.sort(key=lambda cs: -cs[1])
-        score = chunks[0][1] + (second_weight * chunks[1][1] if len(chunks) > 1 else 0.0)
-        ranked.append((page, score * page_weight(page), chunks))
+        ranked.append((page, chunks[0][1] * page_weight(page), chunks))
     ranked.sort(key=lambda r: (-r[1], r[0]))
     seen: set[Hashable] = set()
     out = []

@@ -101,30 +101,29 @@ def tokenize(text: str) -> list[str]:
 
 
 class BM25:
-    """Okapi BM25 over pre-tokenized documents, as an inverted index of numpy arrays: scoring a query touches only
-    the postings of its terms, so it stays well under a millisecond for a few thousand chunks."""
+    """Okapi BM25 over pre-tokenized documents, kept as an inverted index in flat numpy arrays (postings sorted by
+    term): building it is a few vector operations, and scoring a query touches only the postings of its terms."""
 
     def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75):
         self.n_docs = len(docs)
-        lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        avg = float(lengths.mean()) if self.n_docs else 0.0
-        norm = k1 * (1 - b + b * lengths / avg) if avg else np.ones_like(lengths)
-        postings: dict[str, dict[int, int]] = {}
-        for i, doc in enumerate(docs):
-            for term in doc:
-                tf = postings.setdefault(term, {})
-                tf[i] = tf.get(i, 0) + 1
-        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for term, tf in postings.items():
-            ids = np.fromiter(tf.keys(), dtype=np.int32, count=len(tf))
-            freq = np.fromiter(tf.values(), dtype=np.float32, count=len(tf))
-            idf = np.log(1 + (self.n_docs - len(tf) + 0.5) / (len(tf) + 0.5))
-            self._postings[term] = (ids, (idf * freq * (k1 + 1) / (freq + norm[ids])).astype(np.float32))
+        self._vocab: dict[str, int] = {}
+        term_ids = np.fromiter((self._vocab.setdefault(t, len(self._vocab)) for d in docs for t in d), dtype=np.int64)
+        lengths = np.array([len(d) for d in docs], dtype=np.int64)
+        pairs, tf = np.unique(term_ids * max(self.n_docs, 1) + np.repeat(np.arange(self.n_docs), lengths),
+                              return_counts=True)
+        terms, self._docs = np.divmod(pairs, max(self.n_docs, 1))
+        df = np.bincount(terms, minlength=len(self._vocab))
+        self._starts = np.concatenate([[0], np.cumsum(df)])
+        idf = np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+        avg = lengths.mean() if self.n_docs and lengths.any() else 1.0
+        norm = k1 * (1 - b + b * lengths / avg)
+        self._weights = (idf[terms] * tf * (k1 + 1) / (tf + norm[self._docs])).astype(np.float32)
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         out = np.zeros(self.n_docs, dtype=np.float32)
         for term in dict.fromkeys(query_tokens):  # a repeated query word should not count twice
-            hit = self._postings.get(term)
-            if hit is not None:
-                out[hit[0]] += hit[1]
+            i = self._vocab.get(term)
+            if i is not None:
+                sl = slice(self._starts[i], self._starts[i + 1])
+                out[self._docs[sl]] += self._weights[sl]  # a term's postings name each doc once
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -43,6 +44,8 @@ class Retriever:
         # verbatim repeats (the outline page is printed again before every section) are one page for ranking
         self._page_key = {p.page: hashlib.sha1(re.sub(r"\s+", " ", p.text).encode()).hexdigest() for p in pages}
         self._embedder = get_embedder(settings)
+        # the answer engine, the eval and users repeat questions; lru_cache is thread-safe
+        self._query_vector = functools.lru_cache(maxsize=512)(self._embedder.get_query_embedding)
         try:
             self._client = store.chroma_client(settings, build_dir)  # an unreadable database fails already here
             self._collection = self._client.get_collection(manifest["store"]["collection"])
@@ -94,7 +97,7 @@ class Retriever:
 
     def _dense(self, query: str, n: int) -> dict[int, float]:
         """Chunk row -> cosine similarity for the `n` nearest chunks, best first."""
-        vector = self._embedder.get_query_embedding(query)
+        vector = self._query_vector(query)
         try:
             res = self._collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
         except Exception as e:

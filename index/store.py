@@ -23,7 +23,7 @@ from typing import Any
 from reportqa.index.types import IndexUnavailable
 from reportqa.settings import Settings
 
-FORMAT = 1  # bump when the build layout or what gets embedded changes: old indexes then rebuild
+FORMAT = 2  # bump when the build layout or what gets embedded changes: old indexes then rebuild
 MANIFEST = "manifest.json"
 PAGES = "pages.jsonl"
 CHUNKS = "chunks.jsonl"

@@ -28,7 +28,7 @@ def test_weighted_normalises_each_retrievers_scores_before_mixing():
     assert max(only_dense, key=only_dense.get) == "a"
 
 
-def test_pages_take_best_chunk_plus_some_of_the_second_and_merge_duplicates():
+def test_pages_rank_by_best_chunk_down_weight_dividers_and_merge_duplicates():
     chunks = {"p1-c0": 0.5, "p1-c1": 0.4, "p2-c0": 0.6, "p3-c0": 0.55, "p9-c0": 0.9, "p10-c0": 0.3}
 
     def page_of(c):
@@ -38,9 +38,9 @@ def test_pages_take_best_chunk_plus_some_of_the_second_and_merge_duplicates():
         chunks, page_of,
         page_weight=lambda p: 0.5 if p == 9 else 1.0,  # 9 is a divider page
         same_as=lambda p: 3 if p == 10 else p,  # 10 repeats page 3 verbatim
-        second_weight=0.5,
     )
-    pages = [p for p, _, _ in ranked]
-    assert pages == [1, 2, 3, 9]  # 1: 0.5 + 0.2; 9: 0.9 * 0.5; 10 merged into 3
-    assert ranked[0][1] == pytest.approx(0.7)
-    assert [c for c, _ in ranked[0][2]] == ["p1-c0", "p1-c1"]  # passages best first
+    assert [p for p, _, _ in ranked] == [2, 3, 1, 9]  # 9: 0.9 * 0.5; 10 merged into 3
+    assert ranked[0][1] == pytest.approx(0.6) and ranked[3][1] == pytest.approx(0.45)
+    assert [c for c, _ in ranked[2][2]] == ["p1-c0", "p1-c1"]  # all matching chunks, best first
+    merged = pages_from_chunks({"p10-c0": 0.7, "p3-c0": 0.2}, page_of, same_as=lambda p: 3 if p == 10 else p)
+    assert [p for p, _, _ in merged] == [10]  # the better-scoring copy stands for both

@@ -44,3 +44,24 @@ def test_bm25_ranks_the_document_with_rare_matching_terms_first():
     s = bm25.scores(tokenize("英伟达收入"))
     assert int(np.argmax(s)) == 3
     assert bm25.scores(["nowhere"]).sum() == 0
+
+
+def test_bm25_matches_the_okapi_formula():
+    rng = np.random.default_rng(1)
+    docs = [list(rng.choice(list("abcdefghij"), size=rng.integers(0, 15))) for _ in range(40)]
+    n, avg = len(docs), sum(map(len, docs)) / len(docs)
+
+    def okapi(query, k1=1.2, b=0.75):
+        out = np.zeros(n)
+        for t in set(query):
+            df = sum(t in d for d in docs)
+            idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+            for i, d in enumerate(docs):
+                tf = d.count(t)
+                out[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avg))
+        return out
+
+    bm25 = BM25(docs)
+    for query in (["a"], ["a", "b", "zz"], ["j", "j"]):
+        assert np.allclose(bm25.scores(query), okapi(query), atol=1e-5)
+    assert BM25([]).scores(["a"]).shape == (0,)
