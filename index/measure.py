@@ -2,7 +2,8 @@
 
     python -m reportqa.index.measure [--qa FILE.jsonl] [--k 5] [--fusion rrf weighted]
 
-Without --qa it uses the dev set in devset.py; a JSONL file needs "question", "lang" and "pages" (a list) per line.
+Without --qa it uses the dev set in devset.py; a JSONL file (such as eval/qa.jsonl) needs "question", "lang" and
+"pages" (a list) per line; kind "cross-lingual" counts in the zh-chart group.
 The index must exist (`reportqa ingest`); REPORTQA_* settings apply as usual.
 """
 
@@ -23,7 +24,8 @@ def load_questions(path: Path | None) -> list[DevQuestion]:
     if path is None:
         return DEV_QUESTIONS
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [DevQuestion(r["question"], r.get("lang", "en"), tuple(r["pages"])) for r in rows if r.get("pages")]
+    return [DevQuestion(r["question"], r.get("lang", "en"), tuple(r["pages"]), r.get("kind") == "cross-lingual")
+            for r in rows if r.get("pages")]  # unanswerable questions have no page to find
 
 
 def evaluate(retriever: Retriever, questions: list[DevQuestion], k: int) -> dict:
