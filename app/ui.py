@@ -270,7 +270,7 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
         respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang],
                           outputs=[transcript, chatbot, turns, quotes, question],
                           concurrency_limit=1, concurrency_id=GENERATE, api_visibility="private",
-                          show_progress="hidden")
+                          show_progress="minimal", show_progress_on=[chatbot])  # queue position while waiting
         busy_io = dict(fn=chat.busy, inputs=[pending, transcript, lang], outputs=[transcript, chatbot, question],
                        queue=False, api_visibility="private")
         asked = gr.on([question.submit], chat.submit, **chat_io, api_visibility="private").then(**respond_io)
@@ -314,8 +314,8 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
 
 
 def prepare(settings: Settings) -> None:
-    """Build the index if it is missing or stale (progress on stderr) and assemble the bundled model, so the first
-    question does not wait for either."""
+    """Build the index if it is missing or stale (progress on stderr), assemble and load the model, so the first
+    question waits for neither."""
     from reportqa.index import build_index
 
     log.info("checking the index of %s (the first run builds it, with progress below)", settings.report.name)
@@ -323,14 +323,14 @@ def prepare(settings: Settings) -> None:
     if not stats.get("noop"):
         log.info("index built: %s pages, %s chunks in %.0f s", stats.get("pages"), stats.get("chunks"),
                  stats.get("seconds", 0))
-    if settings.llm == "local":
-        from reportqa.answer import ensure_model
+    from reportqa.answer import get_llm
 
-        log.info("model ready: %s", ensure_model(settings).name)
+    log.info("model ready: %s", get_llm(settings).name)  # loaded once per process and shared by every session
 
 
 def serve(settings: Settings) -> None:
     """`reportqa serve`: prepare, then serve the chat until interrupted."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's start-up self-checks, logged at INFO
     prepare(settings)
     app = build_app(settings)
     launch(app, settings, prevent_thread_lock=True, quiet=True)

@@ -118,6 +118,7 @@ def test_english_and_chinese_answers_cite_pages_that_open_in_the_viewer(page):
     page.locator("#rq-chat button.option").first.click()
     page.locator(f"#rq-page [data-page='{pages[0]}'] mark").first.wait_for()
     if os.environ.get("REPORTQA_SCREENSHOT"):
+        page.mouse.move(0, 0)  # no hover effect on the picture
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=os.environ["REPORTQA_SCREENSHOT"])
     assert page.outside == []
