@@ -1,5 +1,6 @@
-"""`build_index`: pages -> chunks -> embeddings (Chroma) + keyword tokens (BM25), built beside the live index and
-switched in atomically. Unchanged input (source, chunking, embedder, store) is a no-op."""
+"""`build_index`: pages -> chunks -> embeddings (Chroma) + the page and chunk records (BM25 is built from them at
+open time), written beside the live index and switched in atomically. Unchanged input (source, chunking, embedder,
+store) is a no-op."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from tqdm import tqdm
 
 from reportqa.index import store
 from reportqa.index.embed import embedder_identity, get_embedder
-from reportqa.index.keywords import tokenize
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,7 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
         build_dir = settings.home / f"{store.build_prefix(settings)}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         build_dir.mkdir()
         store.write_jsonl(build_dir / store.PAGES, [p.to_json() for p in pages])
-        store.write_jsonl(build_dir / store.CHUNKS, [
-            {"id": c.id, "page": c.page, "section": c.section, "kind": c.kind, "en": c.en, "zh": c.zh,
-             "tokens": tokenize(c.text)} for c in chunks])
+        store.write_jsonl(build_dir / store.CHUNKS, [asdict(c) for c in chunks])
 
         vectors = _embed_unique(embedder, texts)
         collection_name = store.collection_name(build_dir)

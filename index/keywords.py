@@ -2,7 +2,8 @@
 
 Chart values are often printed only in the English block ("$212B") while a Chinese question writes them the Chinese
 way ("2120亿美元"); a number with a magnitude is therefore also emitted as a canonical value token ("#2.12e+11") so
-the two match lexically.
+the two match lexically. Likewise numbers written as words on one side ("Seventeen Months", "十七个月") also give
+their digits.
 """
 
 from __future__ import annotations
@@ -36,6 +37,33 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+_EN_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen".split())}
+_EN_NUMBERS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(),
+                                                     start=2)})
+_ZH_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
+# 1..99 written with 十 (not 十分 "very"), or a single digit right before a time unit ("八年"); other single
+# characters such as 一 are too often part of ordinary words (统一, 一些) to be read as numbers
+_ZH_NUMERAL = re.compile(r"[一二两三四五六七八九]?十(?!分)[一二三四五六七八九]?|[一二两三四五六七八九](?=[年倍天月周])")
+
+
+def _zh_numeral_value(m: re.Match) -> str:
+    tens, _, ones = m[0].partition("十")
+    if "十" not in m[0]:
+        return str(_ZH_DIGITS[m[0]])
+    return str(10 * (_ZH_DIGITS[tens] if tens else 1) + (_ZH_DIGITS[ones] if ones else 0))
+
+
+def _en_number_value(word: str) -> int | None:
+    """"seventeen" -> 17, "twenty-three" -> 23, "fifty-plus" -> 50."""
+    first, _, rest = word.partition("-")
+    if first not in _EN_NUMBERS:
+        return None
+    ones = _EN_NUMBERS.get(rest.partition("-")[0], 0) if _EN_NUMBERS[first] >= 20 else 0
+    return _EN_NUMBERS[first] + (ones if ones < 10 else 0)
+
+
 EN_STOPWORDS = frozenset(
     """a an the of and or to in on for by with as at from into is are was were be been being it its this that these
     those what which who whom whose how why when where did does do done has have had than then there their they them
@@ -52,7 +80,7 @@ _jieba = None
 _jieba_lock = threading.Lock()
 
 
-def _segmenter():
+def segmenter():
     """One jieba Tokenizer per process, initialised lazily and silently (it logs its dictionary loading otherwise)."""
     global _jieba
     if _jieba is None:
@@ -74,6 +102,7 @@ def _canonical(value: float) -> str:
 def tokenize(text: str) -> list[str]:
     """Tokens of mixed English/Chinese text, in order, stopwords removed."""
     text = unicodedata.normalize("NFKC", text).lower()  # full-width digits and % in the Chinese blocks
+    text = _ZH_NUMERAL.sub(_zh_numeral_value, text)
     out: list[str] = []
     for m in _TOKEN.finditer(text):
         if m["num"]:
@@ -93,10 +122,13 @@ def tokenize(text: str) -> list[str]:
             word = m["word"].strip(".")
             if word not in EN_STOPWORDS:
                 out.append(word)
+            value = _en_number_value(word)
+            if value is not None:
+                out.append(str(value))
             if "-" in word or "." in word:  # "open-source" also matches "open source"
                 out.extend(p for p in re.split(r"[-.]", word) if p and p not in EN_STOPWORDS)
         else:
-            out.extend(w for w in _segmenter().cut_for_search(m["cjk"]) if w not in ZH_STOPWORDS)
+            out.extend(w for w in segmenter().cut_for_search(m["cjk"]) if w not in ZH_STOPWORDS)
     return out
 
 

@@ -4,7 +4,7 @@
 
     manifest.json   written last: a build without it is incomplete and never served
     pages.jsonl     the cleaned page records (for `Retriever.page`, the citation checker and the page viewer)
-    chunks.jsonl    the chunks with their keyword tokens (the BM25 index is rebuilt from them at open time)
+    chunks.jsonl    the chunks (the BM25 index is rebuilt from them at open time)
     chroma/         the embedded Chroma database (server mode: the vectors live in the collection the manifest names)
 
 A rebuild writes a fresh build directory and then replaces the symlink with os.replace, which is atomic: a reader

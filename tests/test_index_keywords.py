@@ -65,3 +65,11 @@ def test_bm25_matches_the_okapi_formula():
     for query in (["a"], ["a", "b", "zz"], ["j", "j"]):
         assert np.allclose(bm25.scores(query), okapi(query), atol=1e-5)
     assert BM25([]).scores(["a"]).shape == (0,)
+
+
+def test_numbers_written_as_words_also_give_their_digits():
+    assert {"17", "months"} <= set(tokenize("+8x to 800MM in Seventeen Months"))
+    assert "23" in tokenize("530MM MAUs in Twenty-Three Months")
+    assert "17" in tokenize("在大约十七个月内") and "23" in tokenize("二十三个月")
+    assert "8" in tokenize("八年内") and "#5e+09" in tokenize("五十亿美元")
+    assert "10" not in tokenize("十分重要") and "1" not in tokenize("统一")  # ordinary words stay words
