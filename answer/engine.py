@@ -38,7 +38,11 @@ History = Sequence[tuple[str, str]]
 # Below this share of the question's terms on the best retrieved page the report is taken not to answer, without
 # asking the model. Deliberately low: an answerable question must not be refused, and the model and the citation
 # checks still refuse what slips through.
-MIN_COVERAGE = 0.2
+MIN_COVERAGE = 0.17
+# At or above this coverage the model's "not in the report" (or an answer the checks withdrew) is not trusted:
+# the best-matching evidence sentences are shown instead, as long as they carry this share of the question's terms.
+TRUST_COVERAGE = 0.6
+EXTRACT_SHARE = 0.4
 REWRITE_MAX_TOKENS = 60
 _CITES = re.compile(r"\s*\[p\. \d+\]")
 
@@ -89,6 +93,11 @@ class AnswerEngine:
         if self._llm is None:
             self._llm = get_llm(self.settings)
         return self._llm
+
+    def warm_up(self) -> None:
+        """Load the model and read the fixed system prompt now, so the first question pays for neither (the UI and
+        the benchmarks call this at start)."""
+        self.llm.warm_up([Message("system", prompts.SYSTEM)])
 
     def ask(self, question: str, history: History | None = None, lang: Lang | None = None) -> Answer:
         final = None
@@ -156,7 +165,7 @@ class AnswerEngine:
             return
 
         log.debug("raw answer: %r", raw)
-        g = ground(raw, sources, order, lang, self.lexicon)
+        g = ground(raw, sources, order, lang, self.lexicon, ans.standalone_question)
         by_page = {s.page: s for s in sources}
         for text, why in g.dropped:
             log.info("dropped %r: %s", text[:80], why)
@@ -168,6 +177,11 @@ class AnswerEngine:
             kept = []
         if kept and not in_lang(kept, lang):
             kept = self._repair_language(messages, lang, sources, order, kept, ans)
+        if not facts(kept) and cov >= TRUST_COVERAGE:
+            # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
+            kept = fallback_answer(ans.standalone_question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
+            log.info("model gave no usable answer at coverage %.2f; %s", cov,
+                     "quoting the evidence" if kept else "nothing to quote")
         if not facts(kept):
             yield finish(self._refusal_text(lang, sources), refused=True)
             return
@@ -193,7 +207,7 @@ class AnswerEngine:
         log.info("answer not in %s; asking again", lang)
         try:
             retry = "".join(self._generate(messages, lang, retry=True))
-            g = ground(retry, sources, order, lang, self.lexicon)
+            g = ground(retry, sources, order, lang, self.lexicon, ans.standalone_question)
             if facts(g.kept) and in_lang(g.kept, lang):
                 return g.kept
         except Exception as e:

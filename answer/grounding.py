@@ -97,14 +97,25 @@ def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -
     return max((q.hit(s.terms) + w_num * sum(number_on(n, s.nums) for n in q_nums)) / total for s in sources)
 
 
-def on_topic(question: str, cited: list[Source], lex: Lexicon | None, rare: float = 0.03) -> bool:
-    """Do the cited pages mention what the question is specifically about? The question's rare terms (on at most
-    `rare` of the report's pages: names, products) are its subject; an answer whose pages contain none of them
-    answers another question (e.g. another company's revenue growth, with numbers that check out)."""
+RARE = 0.03  # share of the report's pages: a term on fewer pages names the question's subject
+
+
+def subject(q: Query, lex: Lexicon | None, unknown: bool = False) -> list[str]:
+    """The question's specific terms: rare in the report (names, products), and with `unknown` also English words
+    the report never uses ("Europe" when it has no such word; unknown Chinese bigrams are mostly word-boundary
+    straddles, not words)."""
     if lex is None:
-        return True
+        return []
+    return [t for t in q.weight
+            if 0 < lex.df(t) <= RARE * lex.n_pages or (unknown and not lex.df(t) and not cjk_count(t))]
+
+
+def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
+    """Do the cited pages mention what the question is specifically about? An answer whose pages contain none of
+    the question's subject terms answers another question (e.g. another company's revenue growth, with numbers that
+    check out)."""
     q = Query.of(question, lex)
-    key = [t for t in q.weight if 0 < lex.df(t) <= rare * lex.n_pages]
+    key = subject(q, lex)
     return not key or any(q.alias[t] & s.terms for t in key for s in cited)
 
 
@@ -231,6 +242,11 @@ def _fact_numbers(s: Sentence) -> list[Num]:
     return numbers(text)
 
 
+def _new_numbers(s: Sentence, question: str) -> list[Num]:
+    asked = numbers(question)
+    return [n for n in _fact_numbers(s) if not number_on(n, asked)]
+
+
 def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
     """Does the page say what the sentence says? Content-term overlap in either language (directly or translated),
     or distinctive numbers in common (a Chinese sentence about an English-only chart shares figures and names)."""
@@ -309,7 +325,7 @@ def _rescale(s: Sentence, nums: list[Num], missing: set[int], srcs: list[Source]
 
 
 def ground(answer: str, sources: list[Source], context_pages: list[int], lang: Lang = "en",
-           lex: Lexicon | None = None) -> Grounded:
+           lex: Lexicon | None = None, question: str = "") -> Grounded:
     """Keep each sentence that the retrieved pages support, citing the pages that do; drop citations of pages that
     were not retrieved or do not support it; attach citations to uncited sentences; withdraw sentences with a
     number that no retrieved page states (after repairing mis-scaled ones)."""
@@ -323,8 +339,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
         if any(p not in by_page for p in s.inline):
             g.dropped.append((s.text, "names a page that was not retrieved"))
             continue
-        if not terms(s.text) and not _fact_numbers(s):
-            g.kept.append(Checked(s, [], {}))  # no content ("Yes.", a lead-in): nothing to cite
+        if not (terms(s.text) - terms(question)) and not _new_numbers(s, question):
+            g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
             continue
         pages, missing = _cite(s, by_page, context_pages, lex)
         if pages and missing:
@@ -390,23 +406,27 @@ def in_lang(kept: list[Checked], lang: Lang) -> bool:
 
 
 def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked],
-                    lex: Lexicon | None = None) -> list[Checked]:
-    """Sentences taken from the evidence itself, in the asker's language, for when the model keeps answering in the
-    wrong one: for each page the model relied on (else the best pages), the unit in `lang` that best matches the
-    model's sentence and the question, with the model's verified figures added when that unit lacks them (chart
-    values are often printed only in English)."""
-    pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
+                    lex: Lexicon | None = None, min_share: float = 0.0) -> list[Checked]:
+    """Sentences taken from the evidence itself, in the asker's language, for when the model fails.
+
+    With `hints` (the model's checked sentences, in the wrong language): for each page they cite, the unit in `lang`
+    that best matches them and the question, plus their verified figures when that unit lacks them (chart values are
+    often printed only in English). Without hints: the single best unit of the two best pages, if it carries
+    `min_share` of the question's weight and its page names every subject term of the question."""
     by_page = {s.page: s for s in sources}
-    out: list[Checked] = []
+    pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
+    q = Query.of(question, lex)
+    cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
-        if not src:
+        if not src or (not hints and not all(q.alias[t] & src.terms for t in subject(q, lex, unknown=True))):
             continue
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)
-        cands = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
-        best = max(cands, key=lambda u: probe.hit(terms(u)), default="")
-        if not best or not probe.hit(terms(best)):
+        units_in_lang = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
+        best = max(units_in_lang, key=lambda u: probe.hit(terms(u)), default="")
+        share = probe.share(terms(best)) if best else 0.0
+        if not share or share < min_share:
             continue
         best = best.rstrip("。.!！?？ ")
         if len(best) > QUOTE_CHARS:
@@ -415,10 +435,10 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
                    if _informative(n) and number_on(n, src.nums) and not number_on(n, numbers(best))]
         text = best + (f"（{'，'.join(dict.fromkeys(figures))}）" if lang == "zh" else
                        f" ({', '.join(dict.fromkeys(figures))})") if figures else best
-        out.append(Checked(Sentence(text, [page]), [page], {page: best}))
-        if len(out) == 2:
-            break
-    return out
+        cands.append((share, Checked(Sentence(text, [page]), [page], {page: best})))
+    if hints:
+        return [c for _, c in cands[:2]]
+    return [max(cands, key=lambda sc: sc[0])[1]] if cands else []
 
 
 def page_list(pages: list[int], lang: Lang, fmt: tuple[str, str]) -> str:

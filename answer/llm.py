@@ -58,6 +58,9 @@ class ChatLLM:
     def complete(self, messages: Sequence[Message], max_tokens: int) -> str:
         return "".join(self.stream(messages, max_tokens))
 
+    def warm_up(self, prefix: Sequence[Message]) -> None:
+        """Read a prompt prefix ahead of time where the backend can keep it (a local model's KV cache)."""
+
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
         raise NotImplementedError
 
@@ -86,6 +89,10 @@ class LlamaCppLLM(ChatLLM):
         self._temperature = settings.llm_temperature
         self._llm = Llama(model_path=str(model_path), n_ctx=settings.llm_ctx, n_threads=settings.llm_threads,
                           n_threads_batch=settings.llm_threads, seed=0, verbose=False)
+
+    def warm_up(self, prefix: Sequence[Message]) -> None:
+        with self._lock:
+            self._llm.create_completion(chatml(prefix), max_tokens=1, temperature=0)
 
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
         for chunk in self._llm.create_completion(chatml(messages), max_tokens=max_tokens, stream=True,

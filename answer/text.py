@@ -93,8 +93,15 @@ _NUM_RE = re.compile(
 )
 
 
+# The report dates things as "4/25", "10/22-4/25", "5/15/25", "Q1:25", "FQ4:25" or "25年4月"; an answer says
+# "April 2025" or "2025年4月". These yield the four-digit year as an extra number, so both sides meet on it.
+_SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]?[QH][1-4]\s?[:']\s?)(\d{2})(?![\d/])"
+                         r"|(?<!\d)(\d{2})年")
+
+
 def numbers(text: str) -> list[Num]:
-    out = []
+    out = [Num(2000.0 + int(yy), "n", 2000.0 + int(yy), 0.5, m.group(0))
+           for m in _SHORT_YEAR.finditer(text) for yy in [m.group(1) or m.group(2)]]
     for m in _NUM_RE.finditer(text):
         raw, unit = m.group("num"), (m.group("unit") or m.group("suffix") or "").lower()
         mantissa = float(raw.replace(",", ""))

@@ -11,7 +11,15 @@ import time
 import pytest
 
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token
-from reportqa.answer.grounding import Source, coverage, ground, is_refusal, select_context, split_answer
+from reportqa.answer.grounding import (
+    Source,
+    coverage,
+    ground,
+    is_refusal,
+    on_topic,
+    select_context,
+    split_answer,
+)
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
 from reportqa.answer.text import detect_lang, number_on, numbers, units
@@ -91,6 +99,14 @@ def test_numbers_that_differ_do_not_match(answer, page):
     assert not number_on(n, numbers(page))
 
 
+@pytest.mark.parametrize("answer, page", [
+    ("April 2025", "blog post (4/25)"), ("2025", "Q1:25"), ("2024年", "10/22-12/24"), ("2025", "截至25年5月"),
+    ("2025", "(as of 5/15/25)"),
+])
+def test_years_match_the_reports_short_dates(answer, page):
+    assert all(number_on(n, numbers(page)) for n in numbers(answer))
+
+
 def test_numbers_ignore_words_with_digits():
     assert [n.text for n in numbers("GPT-4.5 in Q2 of 2025 cost $7B")] == ["4.5", "2025", "7B"]
 
@@ -148,6 +164,11 @@ def test_sentence_with_number_not_in_report_is_withdrawn():
     assert "900MM" in g.dropped[0][1]
 
 
+def test_restating_the_question_is_no_answer(unit_settings):
+    eng, _ = engine(unit_settings, ["The report's data on DeepSeek users in Europe is on [p. 30]."])
+    assert eng.ask("What data does the report give on DeepSeek users in Europe?").refused
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
@@ -184,6 +205,18 @@ def test_lexicon_pairs_terms_that_share_pages():
     assert "capex" not in lex.translate("每周") and lex.translate("未见") == ()
     srcs = [Source.build(PageHit(1, 0.9, "", "content"), PageRecord(1, "CapEx $212B", "", "s"))]
     assert coverage("资本支出是多少", srcs, lex) > coverage("资本支出是多少", srcs)
+
+
+def test_answer_citing_pages_about_something_else_is_off_topic():
+    pages = [PageRecord(i, f"NVIDIA revenue chart {i}", f"英伟达收入{i}", "s") for i in range(1, 4)]
+    pages += [PageRecord(i, f"Astera Labs revenue +242% {i}", f"Astera Labs 收入{i}", "s") for i in range(4, 7)]
+    pages += [PageRecord(i, f"revenue filler{i} words", f"收入其余内容{i}", "s") for i in range(7, 120)]
+    lex = Lexicon(pages)
+    cite = [Source.build(PageHit(p.page, 0.9, "", "content"), p) for p in pages[:6]]
+    assert not on_topic("英伟达的收入同比增长多少？", cite[3:4], lex)
+    assert on_topic("英伟达的收入同比增长多少？", cite[0:1], lex)
+    assert on_topic("How fast did NVIDIA revenue grow?", cite[0:1], lex)
+    assert on_topic("How fast did revenue grow?", cite[3:4], lex)  # nothing specific asked: nothing to miss
 
 
 def test_persistent_wrong_language_adds_verified_figures_to_the_evidence_sentence(unit_settings):
@@ -243,9 +276,17 @@ def test_model_refusal_is_reported_in_the_askers_language(unit_settings):
 
 
 def test_hallucinated_number_is_withdrawn(unit_settings):
-    eng, _ = engine(unit_settings, ["ChatGPT reached 1.2B weekly active users [p. 10]."])
-    ans = eng.ask("How many weekly active users does ChatGPT have?")
+    eng, _ = engine(unit_settings, ["DeepSeek reached 1.2B monthly active users [p. 30]."])
+    ans = eng.ask("How many monthly active users does DeepSeek have in Europe?")
     assert ans.refused and "1.2B" not in ans.answer
+
+
+def test_well_covered_question_the_model_fails_on_gets_the_evidence_quoted(unit_settings):
+    for reply in ("NOT IN REPORT", "ChatGPT reached 1.2B weekly active users [p. 10]."):
+        eng, _ = engine(unit_settings, [reply])
+        ans = eng.ask("How many weekly active users does ChatGPT have?")
+        assert not ans.refused and "1.2B" not in ans.answer
+        assert ans.answer == "ChatGPT reached 800MM weekly active users in 4/25, up 8x in 17 months [p. 10]."
 
 
 def test_prompt_injection_cannot_force_outside_answers_or_fake_pages(unit_settings):

@@ -80,7 +80,8 @@ def test_stream_shows_pages_before_tokens(engine):
 
 
 def test_follow_up_in_chinese(engine, retriever):
-    history = [("DeepSeek移动应用在四个月内的月活跃用户达到多少？", "DeepSeek移动应用四个月内达到54MM月活跃用户 [p. 317]。")]
+    history = [("DeepSeek移动应用在四个月内的月活跃用户达到多少？",
+                "DeepSeek移动应用四个月内达到54MM月活跃用户 [p. 317]。")]
     ans = engine.ask("那它的用户主要集中在哪些国家？", history=history)
     assert "DeepSeek" in ans.standalone_question and ans.lang == "zh"
     assert 317 in {p for p, _ in ans.retrieved}
