@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from reportqa.ingest.records import IngestError
 PDF_MAGIC = b"%PDF-"
 EOF_WINDOW = 1024  # a complete PDF ends with %%EOF within its last KiB (the same window pypdf checks)
 PROGRESS_MIN_PAGES = 50
+
+# pypdf narrates every repair of a damaged file as a warning, with binary dumps; the IngestError (or the pages read
+# despite the damage) is what the user needs
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
