@@ -72,14 +72,17 @@ def _tokens(normalized: str) -> list[str]:
 
 
 def _without_numbers(text: str, nums: Iterable[Num]) -> str:
-    """text with each parsed number (found left to right) blanked out."""
-    out, pos = [], 0
+    """text with each parsed number blanked out: its first occurrence not already blanked and not inside a longer
+    number (the parser may list a number more than once, e.g. "4/25" also as the year 2025)."""
+    chars = list(text)
     for n in nums:
-        at = text.find(n.text, pos)
+        at = text.find(n.text)
+        while at >= 0 and (chars[at] == "\0" or (at and text[at - 1].isdigit())
+                           or text[at + len(n.text):at + len(n.text) + 1].isdigit()):
+            at = text.find(n.text, at + 1)
         if at >= 0:
-            out += [text[pos:at], " "]
-            pos = at + len(n.text)
-    return "".join(out) + text[pos:]
+            chars[at:at + len(n.text)] = "\0" * len(n.text)
+    return "".join(chars).replace("\0", " ")
 
 
 def _contains(hay: Sequence[str], needle: Sequence[str]) -> bool:

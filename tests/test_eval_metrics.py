@@ -150,7 +150,7 @@ def test_citation_precision_counts_gold_alternative_and_number_bearing_pages():
 
 
 def test_number_faithfulness_needs_every_claimed_number_on_a_cited_page():
-    assert grade("ChatGPT had 800 million weekly users in 2025 [p. 2]")["number_faithful"] is False  # 2025 not on p.2
+    assert grade("ChatGPT had 800 million weekly users in 2023 [p. 2]")["number_faithful"] is False  # 2023 not on p.2
     g = grade("ChatGPT had 900MM weekly users [p. 2]")
     assert g["number_faithful"] is False and g["unsupported_numbers"] == ["900mm"]
     assert g["answer_correct"] is False
@@ -189,3 +189,20 @@ def test_answer_language_ignores_numbers_and_names(text, lang):
 def test_language_match_accepts_answers_without_language():
     assert grade("800MM [p. 2]", lang="zh")["language_match"] is True
     assert grade("ChatGPT reached 800MM weekly users [p. 2]", lang="zh")["language_match"] is False
+
+
+@pytest.mark.parametrize("text,refused", [
+    ("I don't know.", True),
+    ("The context does not provide information about Mars.", True),
+    ("This is not in the given context.", True),
+    ("上下文中没有提到火星。", True),
+    ("报告没有提供这方面的信息。", True),
+    ("Empty Response", True),
+    ("", True),
+    ("Global solar capacity reached 1,600 GW.", False),
+    ("全球太阳能装机容量达到1,600 GW。", False),
+])
+def test_baseline_refusal_patterns(text, refused):
+    from reportqa.eval.baseline import is_baseline_refusal
+
+    assert is_baseline_refusal(text) is refused
