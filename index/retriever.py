@@ -120,7 +120,8 @@ def open_retriever(settings: Settings) -> Retriever:
         raise IndexUnavailable(f"no index at {settings.index_dir}; run `reportqa ingest` first")
     manifest = store.read_manifest(build_dir)
     if manifest is None:
-        raise IndexUnavailable(f"the index at {settings.index_dir} is incomplete or corrupt; {store.REBUILD_HINT}")
+        raise IndexUnavailable(f"the index at {settings.index_dir} is incomplete, corrupt or from an older version; "
+                               f"{store.REBUILD_HINT}")
     if manifest["store"]["mode"] != settings.chroma_mode:
         raise IndexUnavailable(f"the index was built for chroma_mode={manifest['store']['mode']!r}, settings say "
                                f"{settings.chroma_mode!r}; {store.REBUILD_HINT}")

@@ -81,6 +81,7 @@ def test_unchanged_input_is_a_noop_and_changes_rebuild(small_home, tmp_path):
     settings, source, _ = small_home
     settings = copy_home(settings, tmp_path / "home")
     before = store.current_build(settings)
+    serving = open_retriever(settings)
     again = build_index(settings, source)
     assert again["noop"] is True and store.current_build(settings) == before
     rechunked = build_index(settings.replace(chunk_chars=400), source)
@@ -89,6 +90,8 @@ def test_unchanged_input_is_a_noop_and_changes_rebuild(small_home, tmp_path):
     assert after != before and not before.exists()  # the superseded build is removed
     forced = build_index(settings.replace(chunk_chars=400), source, rebuild=True)
     assert forced["noop"] is False and store.current_build(settings) != after
+    # a retriever opened before the rebuilds keeps answering from the build it opened
+    assert serving.retrieve("How long did the Colossus build take?")[0].page == 5
 
 
 def test_missing_and_damaged_indexes_raise_index_unavailable(small_home, tmp_path):
