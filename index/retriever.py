@@ -115,6 +115,8 @@ class Retriever:
 
 def open_retriever(settings: Settings) -> Retriever:
     """The retriever over the current index; IndexUnavailable (with the fix) when there is none or it is broken."""
+    if settings.fusion not in ("weighted", "rrf"):
+        raise IndexUnavailable(f"unknown fusion {settings.fusion!r} (expected 'weighted' or 'rrf')")
     build_dir = store.current_build(settings)
     if build_dir is None:
         raise IndexUnavailable(f"no index at {settings.index_dir}; run `reportqa ingest` first")
