@@ -273,7 +273,7 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
                           show_progress="minimal", show_progress_on=[chatbot])  # queue position while waiting
         busy_io = dict(fn=chat.busy, inputs=[pending, transcript, lang], outputs=[transcript, chatbot, question],
                        queue=False, api_visibility="private")
-        asked = gr.on([question.submit], chat.submit, **chat_io, api_visibility="private").then(**respond_io)
+        asked = question.submit(chat.submit, **chat_io, api_visibility="private").then(**respond_io)
         asked.failure(**busy_io)
         ex = chatbot.example_select(_example_text, None, question, queue=False, api_visibility="private") \
             .then(chat.submit, **chat_io, api_visibility="private").then(**respond_io)
