@@ -180,6 +180,8 @@ class AnswerEngine:
         if not facts(kept) and cov >= TRUST_COVERAGE:
             # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
             kept = fallback_answer(ans.standalone_question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
+            if kept:
+                kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
             log.info("model gave no usable answer at coverage %.2f; %s", cov,
                      "quoting the evidence" if kept else "nothing to quote")
         if not facts(kept):

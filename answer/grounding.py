@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from reportqa.answer.lexicon import Lexicon
-from reportqa.answer.text import Num, cjk_count, detect_lang, est_tokens, number_on, numbers, terms, units
+from reportqa.answer.text import Num, cjk_count, detect_lang, est_tokens, names, number_on, numbers, terms, units
 from reportqa.answer.types import Lang
 from reportqa.index.types import PageHit
 from reportqa.ingest.records import PageRecord
@@ -100,14 +100,11 @@ def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -
 RARE = 0.03  # share of the report's pages: a term on fewer pages names the question's subject
 
 
-def subject(q: Query, lex: Lexicon | None, unknown: bool = False) -> list[str]:
-    """The question's specific terms: rare in the report (names, products), and with `unknown` also English words
-    the report never uses ("Europe" when it has no such word; unknown Chinese bigrams are mostly word-boundary
-    straddles, not words)."""
+def subject(q: Query, lex: Lexicon | None) -> list[str]:
+    """The question's specific terms: those on few of the report's pages (names, products, rare words)."""
     if lex is None:
         return []
-    return [t for t in q.weight
-            if 0 < lex.df(t) <= RARE * lex.n_pages or (unknown and not lex.df(t) and not cjk_count(t))]
+    return [t for t in q.weight if 0 < lex.df(t) <= RARE * lex.n_pages]
 
 
 def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
@@ -234,7 +231,7 @@ def split_answer(text: str) -> list[Sentence]:
 class Support:
     ok: bool
     score: float
-    covered: frozenset[int]  # indexes of the sentence's numbers found on the page
+    covered: frozenset[int | str]  # the sentence's numbers (by index) and names found on the page
 
 
 def _fact_numbers(s: Sentence) -> list[Num]:
@@ -252,13 +249,14 @@ def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
     or distinctive numbers in common (a Chinese sentence about an English-only chart shares figures and names)."""
     st = Query.of(s.text, lex)
     nums = _fact_numbers(s)
-    covered = frozenset(i for i, n in enumerate(nums) if number_on(n, src.nums))
+    found = [i for i, n in enumerate(nums) if number_on(n, src.nums)]
     hits, frac = st.count(src.terms), st.share(src.terms)
-    strong_nums = sum(1 for i in covered if _informative(nums[i]))
+    strong_nums = sum(1 for i in found if _informative(nums[i]))
     # Chinese sentences are counted in bigrams, many of which straddle word boundaries: a lower share suffices.
     need = 0.25 if cjk_count(s.text) > len(s.text) / 3 else 0.34
     ok = frac >= need or hits >= 4 or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
-    return Support(ok, frac + 0.3 * len(covered) + 0.2 * strong_nums, covered)
+    covered = frozenset([*found, *(names(s.text) & src.terms)])
+    return Support(ok, frac + 0.3 * len(found) + 0.2 * strong_nums, covered)
 
 
 def quote(s: Sentence, src: Source, lex: Lexicon | None = None) -> str:
@@ -344,7 +342,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             continue
         pages, missing = _cite(s, by_page, context_pages, lex)
         if pages and missing:
-            fixes = _rescale(s, _fact_numbers(s), missing, [by_page[p] for p in pages], lang)
+            fixes = _rescale(s, _fact_numbers(s), {x for x in missing if isinstance(x, int)},
+                             [by_page[p] for p in pages], lang)
             if fixes:
                 g.repaired += fixes
                 pages, missing = _cite(s, by_page, context_pages, lex)
@@ -352,21 +351,25 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             g.dropped.append((s.text, "no retrieved page supports it"))
         elif missing:
             nums = _fact_numbers(s)
-            g.dropped.append((s.text, "number not on any retrieved page: " + ", ".join(nums[i].text for i in missing)))
+            what = [nums[x].text if isinstance(x, int) else x for x in missing]
+            g.dropped.append((s.text, "not on the pages that support it: " + ", ".join(sorted(what))))
         else:
             g.kept.append(Checked(s, pages, {p: quote(s, by_page[p], lex) for p in pages}))
     return g
 
 
-def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None) -> tuple[list[int], set[int]]:
-    """The pages to cite for a sentence (the model's valid citations, else the best supporting page, plus pages
-    needed for numbers the first ones lack) and the indexes of its numbers no cited page states."""
-    sup = {p: support(s, src, lex) for p, src in by_page.items()}
-    valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup and sup[p].ok]
-    others = sorted((p for p in sup if sup[p].ok and p not in valid), key=lambda p: -sup[p].score)
+def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None) -> tuple[list[int], set]:
+    """The pages to cite for a sentence — the model's valid citations, else the best supporting page, plus pages
+    that state a number or name the first ones lack — and what no cited page states (numbers by index, names)."""
+    named = names(s.text)
+    # A page that names none of the things the sentence names is about something else, whatever figures it shares.
+    sup = {p: sp for p, src in by_page.items() if (sp := support(s, src, lex)).ok and (
+        not named or sp.covered & named)}
+    valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup]
+    others = sorted((p for p in sup if p not in valid), key=lambda p: -sup[p].score)
     pages = valid or others[:1]
-    missing = set(range(len(_fact_numbers(s)))) - {i for p in pages for i in sup[p].covered}
-    for p in others:  # numbers from a second page (a comparison across slides)
+    missing = {*range(len(_fact_numbers(s))), *named} - {x for p in pages for x in sup[p].covered}
+    for p in others:  # a comparison across slides: the second page supplies its own figures and names
         if not missing:
             break
         if p not in pages and sup[p].covered & missing:
@@ -412,14 +415,14 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
     With `hints` (the model's checked sentences, in the wrong language): for each page they cite, the unit in `lang`
     that best matches them and the question, plus their verified figures when that unit lacks them (chart values are
     often printed only in English). Without hints: the single best unit of the two best pages, if it carries
-    `min_share` of the question's weight and its page names every subject term of the question."""
+    `min_share` of the question's weight, and its page is on topic and has every name the question uses (so "…in
+    Europe" is not answered with a China figure)."""
     by_page = {s.page: s for s in sources}
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
-    q = Query.of(question, lex)
     cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
-        if not src or (not hints and not all(q.alias[t] & src.terms for t in subject(q, lex, unknown=True))):
+        if not src or (not hints and not (names(question) <= src.terms and on_topic(question, [src], lex))):
             continue
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)

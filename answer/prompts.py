@@ -50,3 +50,5 @@ LLM_ERROR = {
     "en": "The language model is not available right now ({error}). The most relevant pages are {pages}.",
     "zh": "语言模型暂时不可用（{error}）。最相关的页面是{pages}。",
 }
+# Opens an answer quoted from the evidence (when the model failed on a question the pages clearly cover).
+QUOTE_LEAD = {"en": "The report says: ", "zh": "报告中写道："}

@@ -25,7 +25,8 @@ me my your our his her what which who whom whose when where why how much many mo
 other own same can could should would will shall may might must not no nor only also just very too up down out off
 again further once here both few per via vs according report say says said tell show shows shown give gives please
 according answer question did does one ones what's it's don't doesn't ai
-""".split())
+january february march april june july august september october november december
+""".split())  # month names: dates are matched as numbers ("April 2025" ~ "4/25")
 # Single CJK characters that carry no topic on their own; a bigram made only of these is not a content term.
 ZH_STOP_CHARS = frozenset("的了吗呢是么什多少哪谁几在和与为有个这那其中对从到被把也都而及或就将还以之于"
                           "请问告诉报据根按照所说")
@@ -46,6 +47,7 @@ def detect_lang(text: str) -> Lang:
 
 
 def _stem(w: str) -> str:
+    w = w.removesuffix("'s")
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
@@ -64,6 +66,24 @@ def terms(text: str) -> frozenset[str]:
             continue
         out.update(run[i:i + 2] for i in range(len(run) - 1)
                    if not (run[i] in ZH_STOP_CHARS and run[i + 1] in ZH_STOP_CHARS))
+    return frozenset(out)
+
+
+_NAME = re.compile(r"\b(?:[A-Z][a-z]*[A-Z][A-Za-z0-9]*|[A-Z]{2,}[0-9]*|[A-Z][a-z]+)\b")
+
+
+def names(text: str) -> frozenset[str]:
+    """Proper names, as content terms: CamelCase (DeepSeek, ChatGPT), all-caps (NVIDIA, ITU), and capitalised words
+    not opening an English sentence; in Chinese text every Latin word is a name."""
+    zh = detect_lang(text) == "zh"
+    out = set()
+    for m in _NAME.finditer(text):
+        w = m.group(0)
+        opening = not text[: m.start()].rstrip(" \"'“(") or text[: m.start()].rstrip()[-1:] in ".!?:;"
+        if zh or not (w.istitle() and opening):
+            out |= terms(w)
+    if zh:
+        out |= {t for t in terms(text) if not cjk_count(t)}
     return frozenset(out)
 
 

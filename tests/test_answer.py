@@ -169,6 +169,11 @@ def test_restating_the_question_is_no_answer(unit_settings):
     assert eng.ask("What data does the report give on DeepSeek users in Europe?").refused
 
 
+def test_figure_from_a_page_about_someone_else_is_withdrawn():
+    g = ground("DeepSeek reached 800MM weekly active users [p. 10].", sources(10, 30), [10, 30])
+    assert not g.kept and "800MM" in g.dropped[0][1]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
@@ -286,7 +291,8 @@ def test_well_covered_question_the_model_fails_on_gets_the_evidence_quoted(unit_
         eng, _ = engine(unit_settings, [reply])
         ans = eng.ask("How many weekly active users does ChatGPT have?")
         assert not ans.refused and "1.2B" not in ans.answer
-        assert ans.answer == "ChatGPT reached 800MM weekly active users in 4/25, up 8x in 17 months [p. 10]."
+        assert ans.answer == ("The report says: ChatGPT reached 800MM weekly active users in 4/25, up 8x in 17 months "
+                              "[p. 10].")
 
 
 def test_prompt_injection_cannot_force_outside_answers_or_fake_pages(unit_settings):
