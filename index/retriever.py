@@ -34,7 +34,8 @@ class Retriever:
                      for row in store.read_jsonl(build_dir / store.PAGES)]
             chunks = store.read_jsonl(build_dir / store.CHUNKS)
         except (OSError, ValueError, TypeError) as e:
-            raise IndexUnavailable(f"the index at {settings.index_dir} is damaged ({e}); {store.REBUILD_HINT}") from e
+            raise IndexUnavailable(f"the index at {settings.index_dir} is damaged ({type(e).__name__}); "
+                                   f"{store.REBUILD_HINT}") from e
         self._pages = {p.page: p for p in pages}
         self._chunk_ids = [c["id"] for c in chunks]
         self._chunk_row = {cid: i for i, cid in enumerate(self._chunk_ids)}
