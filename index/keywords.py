@@ -16,10 +16,11 @@ import unicodedata
 import numpy as np
 
 # Magnitude words and suffixes -> multiplier. Single-letter suffixes only count directly after the digits.
+# (十亿 needs no entry: 十 has become 10 by then, and 10亿 is 1e9.)
 _MAGNITUDE = {
     "k": 1e3, "thousand": 1e3, "千": 1e3,
     "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6, "百万": 1e6,
-    "b": 1e9, "bn": 1e9, "billion": 1e9, "十亿": 1e9,
+    "b": 1e9, "bn": 1e9, "billion": 1e9,
     "t": 1e12, "tn": 1e12, "trillion": 1e12, "万亿": 1e12,
     "万": 1e4, "亿": 1e8,
 }
@@ -28,7 +29,7 @@ _TOKEN = re.compile(
     rf"""
     (?P<num>[$€£¥]?\d+(?:[.,]\d+)*)
       (?: (?P<unit>%|x|×|倍)
-        | (?P<mag>万亿|十亿|百万|亿|万|千
+        | (?P<mag>万亿|百万|亿|万|千
             |(?:mm|mn|bn|tn|[kmbt])(?![a-z])
             |\s?(?:thousand|million|billion|trillion)\b) )?
     | (?P<word>[a-z][a-z0-9]*(?:[-.&][a-z0-9]+)*)
