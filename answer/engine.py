@@ -127,7 +127,7 @@ class AnswerEngine:
             return Final(ans)
 
         try:
-            ans.standalone_question = self._standalone(question, history, lang)
+            ans.standalone_question = self._standalone(question, history)
             hits = self.retriever.retrieve(ans.standalone_question, k=self.settings.top_k)
             sources = [Source.build(h, self.retriever.page(h.page)) for h in hits]
         except UserError as e:
@@ -165,31 +165,39 @@ class AnswerEngine:
             return
 
         log.debug("raw answer: %r", raw)
-        g = ground(raw, sources, order, lang, self.lexicon, ans.standalone_question)
-        by_page = {s.page: s for s in sources}
-        for text, why in g.dropped:
-            log.info("dropped %r: %s", text[:80], why)
-        for old, new in g.repaired:
-            log.info("number %r repaired to %r", old, new)
-        kept = g.kept if facts(g.kept) else []
-        if kept and not on_topic(ans.standalone_question, [by_page[p] for c in kept for p in c.pages], self.lexicon):
-            log.info("withdrawn: the cited pages never mention what the question is about")
-            kept = []
-        if kept and not in_lang(kept, lang):
-            kept = self._repair_language(messages, lang, sources, order, kept, ans)
-        if not facts(kept) and cov >= TRUST_COVERAGE:
-            # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
-            kept = fallback_answer(ans.standalone_question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
-            if kept:
-                kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
-            log.info("model gave no usable answer at coverage %.2f; %s", cov,
-                     "quoting the evidence" if kept else "nothing to quote")
+        kept = self._check(raw, ans, cov, sources, messages, order)
         if not facts(kept):
             yield finish(self._refusal_text(lang, sources), refused=True)
             return
         yield finish(render(kept, lang), kept=kept)
 
     # ------------------------------------------------------------ steps
+
+    def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
+               order: list[int]) -> list[Checked]:
+        """The sentences of the model's answer that survive the grounding rules, repaired for language; the evidence
+        quoted instead when nothing survives but the pages cover the question well; [] means refuse."""
+        lang, question = ans.lang, ans.standalone_question
+        g = ground(raw, sources, order, lang, self.lexicon, question)
+        for text, why in g.dropped:
+            log.info("dropped %r: %s", text[:80], why)
+        for old, new in g.repaired:
+            log.info("number %r repaired to %r", old, new)
+        kept = g.kept if facts(g.kept) else []
+        by_page = {s.page: s for s in sources}
+        if kept and not on_topic(question, [by_page[p] for c in kept for p in c.pages], self.lexicon):
+            log.info("withdrawn: the cited pages never mention what the question is about")
+            kept = []
+        if kept and not in_lang(kept, lang):
+            kept = self._repair_language(messages, lang, sources, order, kept, question)
+        if not facts(kept) and cov >= TRUST_COVERAGE:
+            # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
+            kept = fallback_answer(question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
+            if kept:
+                kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
+            log.info("model gave no usable answer at coverage %.2f; %s", cov,
+                     "quoting the evidence" if kept else "nothing to quote")
+        return kept
 
     def _generate(self, messages: list[Message], lang: Lang, retry: bool = False) -> Iterator[str]:
         """Stream an answer. Chinese answers start from a Chinese prefill, which a small model continues in Chinese
@@ -203,13 +211,14 @@ class AnswerEngine:
             yield prefill + piece  # the prefill goes out with the first real token, so timings stay honest
             prefill = ""
 
-    def _repair_language(self, messages, lang, sources, order, kept, ans) -> list[Checked]:
+    def _repair_language(self, messages: list[Message], lang: Lang, sources: list[Source], order: list[int],
+                         kept: list[Checked], question: str) -> list[Checked]:
         """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else build
         the answer from evidence sentences in the asker's language."""
         log.info("answer not in %s; asking again", lang)
         try:
             retry = "".join(self._generate(messages, lang, retry=True))
-            g = ground(retry, sources, order, lang, self.lexicon, ans.standalone_question)
+            g = ground(retry, sources, order, lang, self.lexicon, question)
             if facts(g.kept) and in_lang(g.kept, lang):
                 return g.kept
         except Exception as e:
@@ -217,9 +226,9 @@ class AnswerEngine:
         right = [c for c in kept if in_lang([c], lang)]
         if facts(right):
             return right
-        return fallback_answer(ans.standalone_question, lang, sources, facts(kept), self.lexicon)
+        return fallback_answer(question, lang, sources, facts(kept), self.lexicon)
 
-    def _standalone(self, question: str, history: History | None, lang: Lang) -> str:
+    def _standalone(self, question: str, history: History | None) -> str:
         if not needs_rewrite(question, history):
             return question
         turns = "\n".join(f"User: {u}\nAssistant: {_CITES.sub('', a)[:200]}" for u, a in list(history)[-2:])

@@ -8,7 +8,18 @@ import re
 from dataclasses import dataclass, field
 
 from reportqa.answer.lexicon import Lexicon
-from reportqa.answer.text import Num, cjk_count, detect_lang, est_tokens, names, number_on, numbers, terms, units
+from reportqa.answer.text import (
+    Num,
+    cjk_count,
+    detect_lang,
+    est_tokens,
+    names,
+    number_on,
+    numbers,
+    terms,
+    units,
+    zh_proper_nouns,
+)
 from reportqa.answer.types import Lang
 from reportqa.index.types import PageHit
 from reportqa.ingest.records import PageRecord
@@ -104,7 +115,7 @@ def subject(q: Query, lex: Lexicon | None) -> list[str]:
     """The question's specific terms: those on few of the report's pages (names, products, rare words)."""
     if lex is None:
         return []
-    return [t for t in q.weight if 0 < lex.df(t) <= RARE * lex.n_pages]
+    return [t for t in q.weight if 0 < lex.df(t) <= RARE * lex.n_pages and lex.wordlike(t)]
 
 
 def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
@@ -227,6 +238,9 @@ def split_answer(text: str) -> list[Sentence]:
 
 # ---------------------------------------------------------------- checking
 
+SUPPORT_SHARE = 0.35  # weighted share of a sentence's terms a page must hold to support it (without numbers)
+
+
 @dataclass
 class Support:
     ok: bool
@@ -252,9 +266,7 @@ def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
     found = [i for i, n in enumerate(nums) if number_on(n, src.nums)]
     hits, frac = st.count(src.terms), st.share(src.terms)
     strong_nums = sum(1 for i in found if _informative(nums[i]))
-    # Chinese sentences are counted in bigrams, many of which straddle word boundaries: a lower share suffices.
-    need = 0.25 if cjk_count(s.text) > len(s.text) / 3 else 0.34
-    ok = frac >= need or hits >= 4 or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
+    ok = frac >= SUPPORT_SHARE or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
     covered = frozenset([*found, *(names(s.text) & src.terms)])
     return Support(ok, frac + 0.3 * len(found) + 0.2 * strong_nums, covered)
 
@@ -408,6 +420,12 @@ def in_lang(kept: list[Checked], lang: Lang) -> bool:
     return all(sentence_in_lang(c.sentence.text, lang) for c in kept)
 
 
+def _names_on(question: str, src: Source, lex: Lexicon | None) -> bool:
+    """Is the page about everything the question names ("ChatGPT" and "中国" in "ChatGPT在中国…")?"""
+    return (names(question) <= src.terms and on_topic(question, [src], lex)
+            and all(Query.of(n, lex).share(src.terms) >= 0.5 for n in zh_proper_nouns(question)))
+
+
 def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked],
                     lex: Lexicon | None = None, min_share: float = 0.0) -> list[Checked]:
     """Sentences taken from the evidence itself, in the asker's language, for when the model fails.
@@ -422,7 +440,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
     cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
-        if not src or (not hints and not (names(question) <= src.terms and on_topic(question, [src], lex))):
+        if not src or (not hints and not _names_on(question, src, lex)):
             continue
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)

@@ -5,6 +5,7 @@ Chinese question or answer against an English-only chart label without a diction
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -13,13 +14,27 @@ from functools import lru_cache
 from reportqa.answer.text import cjk_count, terms
 from reportqa.ingest.records import PageRecord
 
+
+@lru_cache(maxsize=1)
+def _jieba_freq() -> dict[str, int]:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()  # ~1 s; the prefix dictionary is cached in the temp dir
+    return jieba.dt.FREQ
+
+
+def _zh_word(term: str) -> bool:
+    return (_jieba_freq().get(term) or 0) > 0
+
+
 MIN_PAGES = 2  # co-occurrence on one page is no evidence of translation
 MIN_ASSOC = 0.5  # cosine of the two terms' page sets
 MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智能)
 
 
 class Lexicon:
-    """Built once per retriever from all its pages (~1 s)."""
+    """Built once per engine from all the retriever's pages (~1 s, plus ~1 s for jieba's dictionary)."""
 
     def __init__(self, pages: Iterable[PageRecord]):
         self._page_terms: dict[str, dict[int, frozenset[str]]] = {"en": {}, "zh": {}}
@@ -53,11 +68,16 @@ class Lexicon:
         """On how many pages the term occurs (in its own language's block)."""
         return len(self._pages_of["zh" if cjk_count(term) else "en"].get(term, ()))
 
+    def wordlike(self, term: str) -> bool:
+        """English words are words; a Chinese bigram is one if the jieba dictionary lists it or the report pairs it
+        with an English term (英伟 ~ nvidia). The rest straddle word boundaries (的前, 合的) and say little."""
+        return not cjk_count(term) or _zh_word(term) or bool(self.translate(term))
+
     def idf(self, term: str) -> float:
-        df = self.df(term)
-        if not df and cjk_count(term):
-            return 1.0  # a bigram the report never uses is mostly a word-boundary straddle, not a missing name
-        return math.log(1 + self._n / (df + 0.5))
+        """Inverse page frequency; a term the report never uses weighs most (a name it does not know), except
+        non-word bigrams, which weigh at most 1."""
+        idf = math.log(1 + self._n / (self.df(term) + 0.5))
+        return idf if self.wordlike(term) else min(idf, 1.0)
 
     @property
     def n_pages(self) -> int:

@@ -3,6 +3,7 @@ units. Pure functions on strings, so the citation and refusal checks can be unit
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -85,6 +86,20 @@ def names(text: str) -> frozenset[str]:
     if zh:
         out |= {t for t in terms(text) if not cjk_count(t)}
     return frozenset(out)
+
+
+_PROPER = ("ns", "nr", "nrt", "nt", "nz")  # jieba tags: place, person, transliterated name, organisation, other
+
+
+def zh_proper_nouns(text: str) -> list[str]:
+    """Chinese place, person and organisation names in the text (jieba POS tags; "中国", "特斯拉", "欧洲")."""
+    if not cjk_count(text):
+        return []
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return [w.word for w in jieba.posseg.cut(text) if w.flag in _PROPER and cjk_count(w.word) == len(w.word)]
 
 
 # ---------------------------------------------------------------- numbers
@@ -210,6 +225,7 @@ def _group_short(lines: list[str], short: int = 40, most: int = 160) -> list[str
 
 
 def est_tokens(text: str) -> int:
-    """Rough Qwen token count: ~1 token per CJK character, ~3.5 characters per token otherwise."""
-    cjk = cjk_count(text)
-    return cjk + math.ceil((len(text) - cjk) / 3.5)
+    """Rough Qwen token count: one per CJK character and per digit (Qwen splits numbers into digits), about four
+    characters per token otherwise."""
+    cjk, digits = cjk_count(text), sum(c.isdigit() for c in text)
+    return cjk + digits + math.ceil((len(text) - cjk - digits) / 4)
