@@ -236,8 +236,8 @@ def summarize(records: Sequence[dict], k: int) -> dict:
             out[f"hit@{hk}"] = _mean([1.0 if rk and rk <= hk else 0.0 for rk in ranks])
     out["mrr"] = _mean([r["grades"].get("rr", 0.0) for r in graded])
     out["hit_curve"] = [_mean([1.0 if rk and rk <= i else 0.0 for rk in ranks]) for i in range(1, k + 1)]
+    support = {name: len(graded) for name in out if name.startswith("hit@") or name == "mrr"}
     generated = [r for r in records if r.get("mode") == "full"]
-    support = {}
     for name, grade in RATE_METRICS.items():
         values = [float(r["grades"][grade]) for r in generated if r["grades"].get(grade) is not None]
         out[name] = _mean(values)
@@ -247,6 +247,7 @@ def summarize(records: Sequence[dict], k: int) -> dict:
         values = [r[field] for r in generated if r.get(field) is not None and not r.get("error")]
         out[f"{name}_p50"] = percentile(values, 50)
         out[f"{name}_p95"] = percentile(values, 95)
+        support[f"{name}_p50"] = support[f"{name}_p95"] = len(values)
     return out
 
 

@@ -52,7 +52,7 @@ def _plot_metrics(systems: dict, metric_names: Sequence[str], path: Path) -> Non
     ax.set_xticks(range(len(metric_names)), metric_names, rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_title("Metrics per language")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -81,10 +81,14 @@ def _plot_hit_curve(systems: dict, path: Path) -> None:
 def _plot_latency(records: dict[str, list[dict]], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, field, title in zip(axes, ("first_token_s", "latency_s"), ("First token", "Total"), strict=True):
-        for system, recs in records.items():
-            values = [r[field] for r in recs if r.get(field) is not None and not r.get("error")]
-            if values:
-                ax.hist(values, bins=20, alpha=0.6, label=system, color=COLORS.get((system, "en")))
+        values = {system: [r[field] for r in recs if r.get(field) is not None and not r.get("error")]
+                  for system, recs in records.items()}
+        top = max((v for vs in values.values() for v in vs), default=1.0)
+        bins = [top * i / 20 for i in range(21)]  # shared, so the systems' bars line up
+        for system, vs in values.items():
+            if vs:
+                ax.hist(vs, bins=bins, alpha=0.6, label=system, color=COLORS.get((system, "en")))
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_title(f"{title} latency")
         ax.set_xlabel("seconds")
         ax.set_ylabel("questions")
@@ -165,9 +169,10 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
         [b["name"], _fmt(b["name"], b["value"]), f"{b['min']:.2f}",
          "skipped (no such questions)" if b["passed"] is None else "pass" if b["passed"] else "**FAIL**"]
         for b in metrics["bars"]])
-    lines += ["", "## Overall", ""]
-    lines += _table(["metric", *systems], [[name, *[_fmt(name, m["overall"].get(name)) for m in systems.values()]]
-                                           for name in rows])
+    lines += ["", "## Overall", "", "`items`: how many questions the metric averages over (per system).", ""]
+    lines += _table(["metric", *systems, "items"], [
+        [name, *[_fmt(name, m["overall"].get(name)) for m in systems.values()], " / ".join(
+            str(m["overall"]["support"].get(name, "–")) for m in systems.values())] for name in rows])
     cells = [f"Cells: {' / '.join(systems)}.", ""] if len(systems) > 1 else []
     lines += ["", "## By language", "", *cells]
     lines += _groups_as_columns(systems, "by_lang", rows)
