@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from reportqa.index import IndexUnavailable, build_index, open_retriever, store
 from reportqa.ingest import load_pages
@@ -147,17 +148,11 @@ def test_kill_9_mid_embedding_leaves_the_old_index_serving(small_home, report_pa
     assert not any(d.exists() for d in leftovers) and not old_build.exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` on 127.0.0.1 with a free port and a tmp path; stopped after the test."""
     exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "chroma.log", "wb")
     proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma-data"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ensure_model
 from reportqa.answer.llm import MODEL_FILE, Message, echo_first_excerpt
@@ -219,12 +219,6 @@ def backend():
     server.stop()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ask(engine, question=QUESTION):
     """All stream events, run in a thread so a hang fails the test instead of stalling the run."""
     out: list = []
@@ -257,7 +251,7 @@ def _assert_pages_and_message(events) -> None:
 
 
 def test_llm_unreachable_gives_pages_and_message(built_index, retriever):
-    s = built_index.replace(llm="openai", openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    s = built_index.replace(llm="openai", openai_base_url=f"http://127.0.0.1:{free_port()}/v1")
     events = _ask(AnswerEngine(s, retriever=retriever))
     _assert_pages_and_message(events)
     assert "Connection" in events[-1].answer.error
@@ -279,7 +273,7 @@ def test_llm_hanging_times_out_then_recovers(built_index, retriever, backend):
 
 
 def test_cli_ask_with_backend_down_prints_pages(built_index):
-    port = _closed_port()
+    port = free_port()
     r = cli("ask", QUESTION, home=built_index.home, REPORTQA_LLM="openai",
             REPORTQA_OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
     assert r.returncode == 0 and "Traceback" not in r.stderr

@@ -16,6 +16,7 @@ import socket
 import pytest
 from gradio_client import Client
 from markdown_it import MarkdownIt
+from support import free_port
 
 from reportqa.answer import AnswerEngine, ScriptedLLM
 from reportqa.answer.prompts import SYSTEM
@@ -103,14 +104,11 @@ def test_cli_answers_odd_question(built_index, question, monkeypatch, capsys):
 
 @pytest.fixture(scope="module")
 def api(built_index, retriever):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = built_index.replace(llm="fake", host="127.0.0.1", port=port)
+    settings = built_index.replace(llm="fake", host="127.0.0.1", port=free_port())
     app = build_app(settings, AnswerEngine(settings, retriever=retriever))
     launch(app, settings, prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
     finally:
         app.close()
 

@@ -27,6 +27,7 @@ import psutil
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
+from support import free_port
 
 from reportqa.app.cli import main
 from reportqa.app.ui import Chat, build_app, launch
@@ -36,12 +37,6 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ["core", "ingest", "index", "answer", "app", "eval", "bench"]
 OWN_ENV = {"REPORTQA_HOST", "REPORTQA_PORT", "REPORTQA_AUTH_USER", "REPORTQA_AUTH_PASSWORD"}  # the test decides these
 STARTUP_S = 600  # a cold start may build the index; a hang becomes a failure after this long, not a speed bar
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:

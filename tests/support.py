@@ -1,0 +1,10 @@
+"""Small helpers shared by tests (importable because pytest puts tests/ on sys.path for its conftest)."""
+
+import socket
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (also used as a 'closed port' for backend-down tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
