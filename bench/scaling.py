@@ -3,9 +3,9 @@ distinct documents, served by embedded Chroma and by a `chroma run` server on lo
 
 Embedding 16 copies at ~3-5 passages/s would take over an hour, so embeddings are reused: copy c of a chunk gets the
 vector of the original chunk plus Gaussian jitter (copy 0 keeps the real vectors), and the embedding cost is taken
-from the cold ingest of one copy and scaled linearly. Everything else is real work at full size: chunking, keyword
-tokens, the index files, the vector store inserts, opening the retriever (BM25) and hybrid retrieval (query
-embedding, Chroma query, BM25, fusion).
+from the cold ingest of one copy and scaled linearly. Everything else is real work at full size: chunking, the index
+files, the vector store inserts, opening the retriever (which tokenizes every chunk and builds BM25) and hybrid
+retrieval (query embedding, Chroma query, BM25, fusion).
 
 The index API builds from one source file with the configured embedder, so the replicated builds are written here in
 the index's on-disk layout (index.store) and then opened with the public open_retriever.
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,6 @@ def write_build(settings: Settings, pages: list[PageRecord], vectors_of, manifes
     """Write and switch to a build of `pages` in settings.home with the vectors `vectors_of(chunks)` gives;
     returns the timings (s) of its steps."""
     from reportqa.index import store
-    from reportqa.index.keywords import tokenize
 
     settings.home.mkdir(parents=True, exist_ok=True)
     build_dir = settings.home / f"{store.build_prefix(settings)}bench-{len(pages)}"
@@ -96,9 +95,7 @@ def write_build(settings: Settings, pages: list[PageRecord], vectors_of, manifes
     t1 = time.perf_counter()
     build_dir.mkdir()
     store.write_jsonl(build_dir / store.PAGES, [p.to_json() for p in pages])
-    store.write_jsonl(build_dir / store.CHUNKS, [
-        {"id": c.id, "page": c.page, "section": c.section, "kind": c.kind, "en": c.en, "zh": c.zh,
-         "tokens": tokenize(c.text)} for c in chunks])
+    store.write_jsonl(build_dir / store.CHUNKS, [asdict(c) for c in chunks])
     t2 = time.perf_counter()
     vectors = vectors_of(chunks)
     t3 = time.perf_counter()
@@ -116,7 +113,7 @@ def write_build(settings: Settings, pages: list[PageRecord], vectors_of, manifes
         **manifest, "pages": len(pages), "chunks": len(chunks), "embedded_texts": len(chunks),
         "store": {**store.store_identity(settings), "collection": name}})
     store.switch_to(settings, build_dir)
-    return {"chunks": len(chunks), "chunk_s": t1 - t0, "keywords_files_s": t2 - t1, "vector_store_s": t4 - t3,
+    return {"chunks": len(chunks), "chunk_s": t1 - t0, "files_s": t2 - t1, "vector_store_s": t4 - t3,
             "size_mb": store.dir_size_mb(build_dir)}
 
 
@@ -184,10 +181,10 @@ def _measure(settings: Settings, pages, vectors_of, manifest, questions, per_cop
              extra_mb=lambda: 0.0) -> dict:
     build = write_build(settings, pages, vectors_of, manifest)
     open_s, lat = retrieval_ms(settings, questions)
-    measured = build["chunk_s"] + build["keywords_files_s"] + build["vector_store_s"]
+    measured = build["chunk_s"] + build["files_s"] + build["vector_store_s"]
     return {"copies": copies, "pages": len(pages), "chunks": build["chunks"],
             "ingest_s": copies * per_copy_s + measured, "per_copy_s": per_copy_s, "measured_s": measured,
-            **{k: build[k] for k in ("chunk_s", "keywords_files_s", "vector_store_s")},
+            **{k: build[k] for k in ("chunk_s", "files_s", "vector_store_s")},
             "size_mb": build["size_mb"] + extra_mb(), "open_s": open_s,
             "retrieval_ms": dist(lat)}
 
@@ -210,7 +207,7 @@ def run_scaling(settings: Settings, questions: Sequence[str], cold_ingest_s: flo
     # One copy's share that is not re-measured at scale (parsing, embedding): the cold ingest minus what the
     # 1x replicated build measures.
     one = write_build(settings.replace(home=work / "calibrate"), original, vectors_of, manifest)
-    per_copy_s = max(cold_ingest_s - one["chunk_s"] - one["keywords_files_s"] - one["vector_store_s"], 0.0)
+    per_copy_s = max(cold_ingest_s - one["chunk_s"] - one["files_s"] - one["vector_store_s"], 0.0)
     shutil.rmtree(work / "calibrate", ignore_errors=True)
 
     result: dict = {"scales": list(scales), "per_copy_s": per_copy_s, "embedded": [], "http": []}
@@ -250,10 +247,11 @@ def plot(result: dict, path: Path) -> Path:
         x = [r["pages"] for r in rows]
         axes[0].plot(x, [r["ingest_s"] for r in rows], "o-", label=f"{label}: total")
         axes[0].plot(x, [r["measured_s"] for r in rows], "o--", label=f"{label}: without embedding")
+        axes[0].plot(x, [r["open_s"] for r in rows], "o:", label=f"{label}: opening the retriever")
         axes[1].plot(x, [r["size_mb"] for r in rows], "o-", label=label)
         axes[2].plot(x, [r["retrieval_ms"]["p50"] for r in rows], "o-", label=f"{label} p50")
         axes[2].plot(x, [r["retrieval_ms"]["p95"] for r in rows], "o--", label=f"{label} p95")
-    for ax, title, unit in zip(axes, ("ingest time (embedding extrapolated)", "index size on disk",
+    for ax, title, unit in zip(axes, ("ingest and open time (embedding extrapolated)", "index size on disk",
                                       "retrieval latency (hybrid, top-5 pages)"), ("s", "MB", "ms"), strict=True):
         ax.set(title=title, xlabel="pages in the corpus (report x 1, 4, 16)", ylabel=unit, xscale="log", yscale="log")
         ax.grid(True, which="both", alpha=0.3)

@@ -122,7 +122,7 @@ def test_copy_vectors_reuse_the_original_with_jitter():
 def _result(errors=()) -> dict:
     metrics = {"ours": {"ingest_cold_s": 60.0, "ttft_p50_s": 2.0}, "baseline": {"ingest_cold_s": 90.0,
                                                                                    "ttft_p50_s": 4.0}}
-    row = {"copies": 1, "pages": 339, "chunks": 700, "ingest_s": 60.0, "measured_s": 5.0, "size_mb": 9.0,
+    row = {"copies": 1, "pages": 339, "chunks": 700, "ingest_s": 60.0, "measured_s": 5.0, "open_s": 1.0, "size_mb": 9.0,
            "retrieval_ms": {"n": 3, "p50": 20.0, "p95": 30.0, "mean": 21.0}}
     return {"meta": {"questions": ["a", "b"], "cpus": 2, "load_avg_start": [0.5, 0, 0], "load_avg_end": [0.7, 0, 0],
                      "seconds": 600.0, "errors": list(errors)},
