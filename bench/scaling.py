@@ -243,18 +243,26 @@ def plot(result: dict, path: Path) -> Path:
     modes = [(m, result[m]) for m in ("embedded", "http") if isinstance(result.get(m), list) and result[m]]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for mode, rows in modes:
-        label = "embedded Chroma" if mode == "embedded" else "Chroma server (loopback)"
+        label, color = ("embedded Chroma", "C0") if mode == "embedded" else ("Chroma server (loopback)", "C1")
         x = [r["pages"] for r in rows]
-        axes[0].plot(x, [r["ingest_s"] for r in rows], "o-", label=f"{label}: total")
-        axes[0].plot(x, [r["measured_s"] for r in rows], "o--", label=f"{label}: without embedding")
-        axes[0].plot(x, [r["open_s"] for r in rows], "o:", label=f"{label}: opening the retriever")
-        axes[1].plot(x, [r["size_mb"] for r in rows], "o-", label=label)
-        axes[2].plot(x, [r["retrieval_ms"]["p50"] for r in rows], "o-", label=f"{label} p50")
-        axes[2].plot(x, [r["retrieval_ms"]["p95"] for r in rows], "o--", label=f"{label} p95")
-    for ax, title, unit in zip(axes, ("ingest and open time (embedding extrapolated)", "index size on disk",
-                                      "retrieval latency (hybrid, top-5 pages)"), ("s", "MB", "ms"), strict=True):
-        ax.set(title=title, xlabel="pages in the corpus (report x 1, 4, 16)", ylabel=unit, xscale="log", yscale="log")
-        ax.grid(True, which="both", alpha=0.3)
+        axes[0].plot(x, [r["ingest_s"] for r in rows], "o-", color=color, label=f"{label}: ingest")
+        axes[0].plot(x, [r["measured_s"] for r in rows], "s--", color=color, label=f"{label}: ingest w/o embedding")
+        axes[0].plot(x, [r["open_s"] for r in rows], "^:", color=color, label=f"{label}: open retriever")
+        axes[1].plot(x, [r["size_mb"] for r in rows], "o-", color=color, label=label)
+        axes[2].plot(x, [r["retrieval_ms"]["p50"] for r in rows], "o-", color=color, label=f"{label} p50")
+        axes[2].plot(x, [r["retrieval_ms"]["p95"] for r in rows], "s--", color=color, label=f"{label} p95")
+    ticks = [r["pages"] for r in modes[0][1]] if modes else []
+    for ax, title, unit, log_y in zip(
+            axes, ("ingest / open time (embedding extrapolated)", "index size on disk",
+                   "retrieval latency (hybrid, top-5 pages)"), ("s", "MB", "ms"), (True, False, False), strict=True):
+        ax.set(title=title, xlabel="pages in the corpus (report x 1, 4, 16)", ylabel=unit, xscale="log")
+        if log_y:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
