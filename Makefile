@@ -17,6 +17,8 @@ test: setup-test
 	$(BIN)/pytest -ra
 
 # What CI adds after the tests: retrieval eval on the whole QA set (fails under the bar) and a full eval on a subset.
+# It reuses the index and model that the tests built.
+eval-ci: export REPORTQA_HOME = .reportqa/test-home
 eval-ci:
 	$(BIN)/reportqa eval --retrieval-only --out eval/out/retrieval --fail-under
 	$(BIN)/reportqa eval --limit 12 --stratified --out eval/out/subset
