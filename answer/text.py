@@ -168,7 +168,9 @@ def number_on(n: Num, page_numbers: list[Num]) -> bool:
 
 # ---------------------------------------------------------------- sentence units
 
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=;)\s+|(?<=[。！？；])")
+# No sentence ends after these ("68% vs. 16%", "e.g. Apple", "U.S. companies").
+ABBREV = r"(?<!\bvs\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bU\.S\.)(?<!\bInc\.)(?<!\bNo\.)(?<!\bapprox\.)"
+_SENT_END = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=;)\s+|(?<=[。！？；])")
 _LINE_CONT_EN = re.compile(r"^[a-z(,;:&–-]")
 
 
@@ -184,8 +186,8 @@ def units(text: str, max_chars: int = 320) -> list[str]:
             prev = merged[-1]
             zh_wrap = (cjk_count(prev[-1:]) or prev.endswith(("，", ","))) and (
                 cjk_count(line[:1]) or line[:1].isdigit()) and cjk_count(prev) * 3 > len(prev)
-            en_wrap = not cjk_count(line[:1]) and not prev.endswith((".", "!", "?")) and (
-                (_LINE_CONT_EN.match(line) and len(prev) > 25) or (re.search(r"[a-z,]$", prev) and len(prev) > 40))
+            en_wrap = not cjk_count(line[:1]) and (prev.endswith(" vs.") or not prev.endswith((".", "!", "?")) and (
+                (_LINE_CONT_EN.match(line) and len(prev) > 25) or (re.search(r"[a-z,]$", prev) and len(prev) > 40)))
             if zh_wrap or en_wrap:
                 merged[-1] = prev + ("" if zh_wrap else " ") + line
                 continue
