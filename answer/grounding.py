@@ -353,13 +353,13 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
         if not (terms(s.text) - terms(question)) and not _new_numbers(s, question):
             g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
             continue
-        pages, missing = _cite(s, by_page, context_pages, lex)
+        pages, missing = _cite(s, by_page, context_pages, lex, question)
         if pages and missing:
             fixes = _rescale(s, _fact_numbers(s), {x for x in missing if isinstance(x, int)},
                              [by_page[p] for p in pages], lang)
             if fixes:
                 g.repaired += fixes
-                pages, missing = _cite(s, by_page, context_pages, lex)
+                pages, missing = _cite(s, by_page, context_pages, lex, question)
         if not pages:
             g.dropped.append((s.text, "no retrieved page supports it"))
         elif missing:
@@ -371,13 +371,16 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
     return g
 
 
-def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None) -> tuple[list[int], set]:
+def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None,
+          question: str) -> tuple[list[int], set]:
     """The pages to cite for a sentence — the model's valid citations, else the best supporting page, plus pages
     that state a number or name the first ones lack — and what no cited page states (numbers by index, names)."""
     named = names(s.text)
-    # A page that names none of the things the sentence names is about something else, whatever figures it shares.
+    # A page that names none of the sentence's subjects (the names it shares with the question, else all its names)
+    # is about something else, whatever figures it shares.
+    subjects = (named & names(question)) or named
     sup = {p: sp for p, src in by_page.items() if (sp := support(s, src, lex)).ok and (
-        not named or sp.covered & named)}
+        not subjects or sp.covered & subjects)}
     valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup]
     others = sorted((p for p in sup if p not in valid), key=lambda p: -sup[p].score)
     pages = valid or others[:1]

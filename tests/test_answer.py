@@ -174,6 +174,15 @@ def test_figure_from_a_page_about_someone_else_is_withdrawn():
     assert not g.kept and "800MM" in g.dropped[0][1]
 
 
+def test_figure_borrowed_from_another_subjects_page_is_withdrawn():
+    said = "DeepSeek, like ChatGPT, reached 800MM weekly active users [p. 10][p. 30]."
+    assert not ground(said, sources(10, 30), [10, 30], question="How many users did DeepSeek reach?").kept
+    # a real comparison: each page supplies the figure of the subject it names
+    g = ground("ChatGPT reached 800MM weekly users and DeepSeek 54MM monthly users.", sources(10, 30), [10, 30],
+               question="How do ChatGPT and DeepSeek compare in users?")
+    assert sorted(g.kept[0].pages) == [10, 30]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
