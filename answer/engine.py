@@ -26,7 +26,7 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
-from reportqa.answer.text import detect_lang, terms
+from reportqa.answer.text import detect_lang, names, terms
 from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Token
 from reportqa.errors import UserError
 from reportqa.settings import Settings
@@ -137,8 +137,10 @@ class AnswerEngine:
         yield Evidence([s.page for s in sources])
 
         cov = coverage(ans.standalone_question, sources, self.lexicon)
-        if cov < MIN_COVERAGE:
-            log.info("refusing without asking the model: question coverage %.2f on pages %s", cov, ans.retrieved)
+        unknown = self._unknown_names(ans.standalone_question)
+        if cov < MIN_COVERAGE or unknown:
+            log.info("refusing without asking the model: question coverage %.2f on pages %s; names the report never "
+                     "uses: %s", cov, ans.retrieved, unknown)
             text = self._refusal_text(lang, sources)
             ans.first_token_s = time.perf_counter() - t0
             yield Token(text)
@@ -241,6 +243,12 @@ class AnswerEngine:
             rewritten = None
         # Without a usable rewrite, retrieval still sees the topic of the previous question.
         return rewritten or f"{history[-1][0]} {question}"
+
+    def _unknown_names(self, question: str) -> list[str]:
+        """Names in the question (Optimus, Hynix, Gaudi) that appear nowhere in the report: it cannot be about them."""
+        if self.lexicon is None:
+            return []
+        return sorted(n for n in names(question) if not self.lexicon.mentions(n))
 
     @staticmethod
     def _refusal_text(lang: Lang, sources: list[Source]) -> str:

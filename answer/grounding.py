@@ -19,7 +19,7 @@ from reportqa.answer.text import (
     numbers,
     terms,
     units,
-    zh_proper_nouns,
+    zh_places,
 )
 from reportqa.answer.types import Lang
 from reportqa.index.types import PageHit
@@ -109,23 +109,15 @@ def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -
     return max((q.hit(s.terms) + w_num * sum(number_on(n, s.nums) for n in q_nums)) / total for s in sources)
 
 
-RARE = 0.03  # share of the report's pages: a term on fewer pages names the question's subject
-
-
-def subject(q: Query, lex: Lexicon | None) -> list[str]:
-    """The question's specific terms: those on few of the report's pages (names, products, rare words)."""
-    if lex is None:
-        return []
-    return [t for t in q.weight if 0 < lex.df(t) <= RARE * lex.n_pages and lex.wordlike(t)]
-
-
 def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
-    """Do the cited pages mention what the question is specifically about? An answer whose pages contain none of
-    the question's subject terms answers another question (e.g. another company's revenue growth, with numbers that
-    check out)."""
-    q = Query.of(question, lex)
-    key = subject(q, lex)
-    return not key or any(q.alias[t] & s.terms for t in key for s in cited)
+    """Do the cited pages name anything the question names? An answer whose pages mention none of the question's
+    names (DeepSeek, NVIDIA; Chinese place names like 中国) answers another question, e.g. another company's revenue
+    growth with numbers that check out. A question without names passes."""
+    target = frozenset().union(*(s.terms for s in cited))
+    places = zh_places(question)
+    if not names(question) and not places:
+        return True
+    return bool(names(question) & target) or any(Query.of(p, lex).share(target) >= 0.5 for p in places)
 
 
 # ---------------------------------------------------------------- prompt context
@@ -426,8 +418,7 @@ def in_lang(kept: list[Checked], lang: Lang) -> bool:
 
 def _names_on(question: str, src: Source, lex: Lexicon | None) -> bool:
     """Is the page about everything the question names ("ChatGPT" and "中国" in "ChatGPT在中国…")?"""
-    return (names(question) <= src.terms and on_topic(question, [src], lex)
-            and all(Query.of(n, lex).share(src.terms) >= 0.5 for n in zh_proper_nouns(question)))
+    return names(question) <= src.terms and all(Query.of(p, lex).share(src.terms) >= 0.5 for p in zh_places(question))
 
 
 def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
@@ -28,6 +29,10 @@ def _zh_word(term: str) -> bool:
     return (_jieba_freq().get(term) or 0) > 0
 
 
+def _squash(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
 MIN_PAGES = 2  # co-occurrence on one page is no evidence of translation
 MIN_ASSOC = 0.5  # cosine of the two terms' page sets
 MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智能)
@@ -39,13 +44,16 @@ class Lexicon:
     def __init__(self, pages: Iterable[PageRecord]):
         self._page_terms: dict[str, dict[int, frozenset[str]]] = {"en": {}, "zh": {}}
         self._pages_of: dict[str, dict[str, set[int]]] = {"en": {}, "zh": {}}
+        texts = []
         for p in pages:
+            texts.append(p.text)
             for lang, text in (("en", p.en), ("zh", p.zh)):
                 ts = frozenset(t for t in terms(text) if bool(cjk_count(t)) == (lang == "zh"))
                 self._page_terms[lang][p.page] = ts
                 for t in ts:
                     self._pages_of[lang].setdefault(t, set()).add(p.page)
         self._n = max(len(self._page_terms["en"]), 1)
+        self._squashed = _squash("\n".join(texts))
         self.translate = lru_cache(maxsize=8192)(self._translate)
 
     def _translate(self, term: str, limit: int = 2) -> tuple[str, ...]:
@@ -63,6 +71,10 @@ class Lexicon:
                 if assoc >= MIN_ASSOC:
                     scored.append((assoc, t))
         return tuple(t for _, t in sorted(scored, reverse=True)[:limit])
+
+    def mentions(self, name: str) -> bool:
+        """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini")?"""
+        return bool(self.df(name)) or _squash(name) in self._squashed
 
     def df(self, term: str) -> int:
         """On how many pages the term occurs (in its own language's block)."""

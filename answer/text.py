@@ -88,18 +88,16 @@ def names(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-_PROPER = ("ns", "nr", "nrt", "nt", "nz")  # jieba tags: place, person, transliterated name, organisation, other
-
-
-def zh_proper_nouns(text: str) -> list[str]:
-    """Chinese place, person and organisation names in the text (jieba POS tags; "中国", "特斯拉", "欧洲")."""
+def zh_places(text: str) -> list[str]:
+    """Chinese place names in the text ("中国", "欧洲"; jieba POS tag ns). Person and company names are left out:
+    the report mostly writes those in English, and jieba's tags for transliterations are unreliable."""
     if not cjk_count(text):
         return []
     import jieba
     import jieba.posseg
 
     jieba.setLogLevel(logging.WARNING)
-    return [w.word for w in jieba.posseg.cut(text) if w.flag in _PROPER and cjk_count(w.word) == len(w.word)]
+    return [w.word for w in jieba.posseg.cut(text) if w.flag == "ns" and 1 < len(w.word) == cjk_count(w.word)]
 
 
 # ---------------------------------------------------------------- numbers

@@ -65,11 +65,11 @@ def test_chinese_question_about_english_only_chart_value(engine, retriever):
 
 @pytest.mark.parametrize("question, lang", [
     ("How many robotaxi rides has Baidu's Apollo Go completed?", "en"),
-    ("报告对量子计算与人工智能结合的前景有什么预测？", "zh"),
+    ("特斯拉Cybertruck电动皮卡2024年交付了多少辆？", "zh"),
 ])
 def test_unanswerable_question_is_refused(engine, question, lang):
     ans = engine.ask(question)
-    assert ans.refused and ans.lang == lang and not ans.citations and ans.retrieved
+    assert ans.refused and ans.lang == lang and not ans.citations and ans.retrieved, ans.answer
     assert ("does not" in ans.answer) if lang == "en" else ("没有" in ans.answer)
 
 
