@@ -4,23 +4,17 @@ retrieved pages, never an exception."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+from support import free_port, stop
 
 from reportqa.answer import AnswerEngine, ensure_model, get_llm
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +38,7 @@ def server(built_index, tmp_path_factory):
                 pytest.fail(f"llama_cpp.server did not start (exit {proc.poll()}); see {log.name}")
             time.sleep(1)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     log.close()
 
 

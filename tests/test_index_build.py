@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import free_port
+from support import free_port, stop
 
 from reportqa.index import IndexUnavailable, build_index, open_retriever, store
 from reportqa.ingest import load_pages
@@ -169,12 +169,7 @@ def chroma_server(tmp_path):
                 time.sleep(0.2)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=15)
         log.close()
 
 
