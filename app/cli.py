@@ -74,7 +74,8 @@ def _serve(args, settings) -> int:
 def _bench(args, settings) -> int:
     from reportqa.bench.run import run_bench
 
-    return run_bench(settings, as_json=args.json, out=Path(args.out))
+    return run_bench(settings, as_json=args.json, out=Path(args.out), questions=args.questions,
+                     scaling=not args.skip_scaling)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and memory figures, ours vs the naive pipeline")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default="bench/out")
+    p.add_argument("--questions", type=int, default=8, help="answers per pipeline (mixed en/zh, deterministic)")
+    p.add_argument("--skip-scaling", action="store_true", help="leave out the 1x/4x/16x scaling part")
     p.set_defaults(fn=_bench)
     return ap
 
