@@ -190,8 +190,9 @@ class AnswerEngine:
         if kept and not on_topic(question, [by_page[p] for c in kept for p in c.pages], self.lexicon):
             log.info("withdrawn: the cited pages never mention what the question is about")
             kept = []
-        if kept and not in_lang(kept, lang):
-            kept = self._repair_language(messages, lang, sources, order, kept, question)
+        latin_ok = frozenset(self.lexicon.zh_latin) | terms(question) if self.lexicon else None
+        if kept and not in_lang(kept, lang, latin_ok):
+            kept = self._repair_language(messages, lang, sources, order, kept, question, latin_ok)
         if not facts(kept) and cov >= TRUST_COVERAGE:
             # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
             kept = fallback_answer(question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
@@ -214,18 +215,18 @@ class AnswerEngine:
             prefill = ""
 
     def _repair_language(self, messages: list[Message], lang: Lang, sources: list[Source], order: list[int],
-                         kept: list[Checked], question: str) -> list[Checked]:
+                         kept: list[Checked], question: str, latin_ok: frozenset[str] | None) -> list[Checked]:
         """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else build
         the answer from evidence sentences in the asker's language."""
         log.info("answer not in %s; asking again", lang)
         try:
             retry = "".join(self._generate(messages, lang, retry=True))
             g = ground(retry, sources, order, lang, self.lexicon, question)
-            if facts(g.kept) and in_lang(g.kept, lang):
+            if facts(g.kept) and in_lang(g.kept, lang, latin_ok):
                 return g.kept
         except Exception as e:
             log.warning("LLM failed on the language retry: %s", e)
-        right = [c for c in kept if in_lang([c], lang)]
+        right = [c for c in kept if in_lang([c], lang, latin_ok)]
         if facts(right):
             return right
         return fallback_answer(question, lang, sources, facts(kept), self.lexicon)

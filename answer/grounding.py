@@ -404,16 +404,22 @@ def render(kept: list[Checked], lang: Lang) -> str:
 
 # ---------------------------------------------------------------- language
 
-def sentence_in_lang(text: str, lang: Lang) -> bool:
+_LOWER_WORD = re.compile(r"(?<![A-Za-z])[a-z]{3,}(?![A-Za-z])")
+
+
+def sentence_in_lang(text: str, lang: Lang, latin_ok: frozenset[str] | None = None) -> bool:
     """Names and figures may stay as written; a whole English clause in a Chinese answer (or Chinese words in an
-    English one) may not."""
+    English one) may not. With `latin_ok`, a Chinese sentence may use a lower-case English word only if it is in
+    that set (words the report's Chinese text or the question use, like "token"): "解决 unfamiliar问题" is mixed."""
     if lang == "en":
         return cjk_count(text) <= 2
-    return detect_lang(text) == "zh"
+    if detect_lang(text) != "zh":
+        return False
+    return latin_ok is None or all(terms(w) <= latin_ok for w in _LOWER_WORD.findall(text))
 
 
-def in_lang(kept: list[Checked], lang: Lang) -> bool:
-    return all(sentence_in_lang(c.sentence.text, lang) for c in kept)
+def in_lang(kept: list[Checked], lang: Lang, latin_ok: frozenset[str] | None = None) -> bool:
+    return all(sentence_in_lang(c.sentence.text, lang, latin_ok) for c in kept)
 
 
 def _names_on(question: str, src: Source, lex: Lexicon | None) -> bool:

@@ -45,8 +45,10 @@ class Lexicon:
         self._page_terms: dict[str, dict[int, frozenset[str]]] = {"en": {}, "zh": {}}
         self._pages_of: dict[str, dict[str, set[int]]] = {"en": {}, "zh": {}}
         texts = []
+        self.zh_latin: set[str] = set()  # English words the Chinese translation itself uses ("token", "tokens")
         for p in pages:
             texts.append(p.text)
+            self.zh_latin |= {t for t in terms(p.zh) if not cjk_count(t)}
             for lang, text in (("en", p.en), ("zh", p.zh)):
                 ts = frozenset(t for t in terms(text) if bool(cjk_count(t)) == (lang == "zh"))
                 self._page_terms[lang][p.page] = ts

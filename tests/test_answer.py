@@ -341,6 +341,13 @@ def test_persistent_wrong_language_falls_back_to_evidence(unit_settings):
     assert not ans.refused and "reached" not in ans.answer and "8亿" in ans.answer and ans.citations[0].page == 10
 
 
+def test_english_words_inside_a_chinese_answer_count_as_wrong_language(unit_settings):
+    eng, llm = engine(unit_settings, ["ChatGPT每周活跃用户 reached 8亿 [p. 10]。",
+                                      "ChatGPT每周活跃用户达到8亿 [p. 10]。"])
+    ans = eng.ask("ChatGPT的每周活跃用户有多少？")
+    assert len(llm.calls) == 2 and "reached" not in ans.answer and "8亿" in ans.answer
+
+
 def test_english_question_gets_no_chinese(unit_settings):
     eng, _ = engine(unit_settings, ["ChatGPT每周活跃用户达到8亿 [p. 10]。",
                                     "ChatGPT reached 800MM weekly active users [p. 10]."])
