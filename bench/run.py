@@ -181,16 +181,19 @@ def render(result: dict) -> str:
 
 def run_bench(settings: Settings, as_json: bool = False, out: Path = Path("bench/out"),
               questions: int = DEFAULT_QUESTIONS, scaling: bool = True) -> int:
-    """Measure, write out/bench.json (and out/bench-scaling.png), print a table or the JSON; 1 if a part failed."""
+    """Measure, write out/bench.json, bench-compare.png and bench-scaling.png, print a table or the JSON; 1 if a part
+    failed."""
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Chroma server request otherwise
     with tempfile.TemporaryDirectory(prefix="reportqa-bench-") as tmp:
         result = measure(settings, questions, scaling, Path(tmp))
     (out / "bench.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    if result["scaling"]:
-        from reportqa.bench.scaling import plot
+    from reportqa.bench import plots
 
-        plot(result["scaling"], out / "bench-scaling.png")
+    if result["answers"]:
+        plots.comparison(result, out / "bench-compare.png")
+    if result["scaling"]:
+        plots.scaling(result["scaling"], out / "bench-scaling.png")
     print(json.dumps(result, ensure_ascii=False) if as_json else render(result))
     log.info("bench: results in %s", out)
     return 1 if result["meta"]["errors"] else 0

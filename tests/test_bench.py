@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from reportqa.bench import stats
+from reportqa.bench.plots import comparison, scaling
 from reportqa.bench.run import render, run_bench, sample_questions, settings_env
-from reportqa.bench.scaling import copy_vectors, page_offset, plot, replicate
+from reportqa.bench.scaling import copy_vectors, page_offset, replicate
 from reportqa.eval.runner import DEFAULT_QA, load_qa
 from reportqa.ingest import PageRecord
 
@@ -126,7 +127,8 @@ def _result(errors=()) -> dict:
            "retrieval_ms": {"n": 3, "p50": 20.0, "p95": 30.0, "mean": 21.0}}
     return {"meta": {"questions": ["a", "b"], "cpus": 2, "load_avg_start": [0.5, 0, 0], "load_avg_end": [0.7, 0, 0],
                      "seconds": 600.0, "errors": list(errors)},
-            "metrics": metrics, "ratios": {}, "goals": stats.goals(metrics), "answers": {},
+            "metrics": metrics, "ratios": {}, "goals": stats.goals(metrics),
+            "answers": {"ours": [_answer(id="a"), _answer(id="b", lang="zh")], "baseline": [_answer(id="a")]},
             "scaling": {"embedded": [row, {**row, "copies": 4, "pages": 1356}], "http": {"error": "no chroma"}}}
 
 
@@ -137,6 +139,7 @@ def test_run_bench_writes_json_and_plot(monkeypatch, tmp_path, capsys, settings)
     assert printed == json.loads((tmp_path / "bench.json").read_text())
     assert set(printed) == {"meta", "metrics", "ratios", "goals", "answers", "scaling"}
     assert (tmp_path / "bench-scaling.png").stat().st_size > 10_000
+    assert (tmp_path / "bench-compare.png").stat().st_size > 10_000
 
     monkeypatch.setattr("reportqa.bench.run.measure", lambda *a, **kw: _result(errors=["probe failed"]))
     assert run_bench(settings, as_json=False, out=tmp_path) == 1
@@ -144,10 +147,12 @@ def test_run_bench_writes_json_and_plot(monkeypatch, tmp_path, capsys, settings)
     assert "0.67x" in text and "skipped: no chroma" in text
 
 
-def test_render_and_plot_without_server_results(tmp_path):
+def test_render_and_plots_with_parts_missing(tmp_path):
     result = _result()
     assert "time to first token p50 (s)" in render(result)
-    assert plot(result["scaling"], tmp_path / "p.png").exists()
+    assert scaling(result["scaling"], tmp_path / "s.png").exists()  # server part skipped
+    result["answers"]["baseline"] = []  # its probe returned nothing
+    assert comparison(result, tmp_path / "c.png").exists()
 
 
 def test_settings_round_trip_through_the_environment(settings):
