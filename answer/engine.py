@@ -207,7 +207,7 @@ class AnswerEngine:
         far more reliably than it obeys an instruction to switch languages."""
         if retry:
             messages = [messages[0], Message("user", messages[1].content + prompts.ANSWER_RETRY[lang])]
-        prefill = prompts.PREFILL[lang]
+        prefill = prompts.PREFILL[lang] if self.llm.prefill else ""
         if prefill:
             messages = [*messages, Message("assistant", prefill)]
         for piece in self.llm.stream(messages, self.settings.llm_max_tokens):

@@ -48,6 +48,7 @@ class ChatLLM:
     not thread-safe, and on a 2-core machine parallel generations would only slow each other down."""
 
     name = "llm"
+    prefill = True  # a trailing assistant message is continued, not answered
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -111,7 +112,10 @@ class LlamaCppLLM(ChatLLM):
 
 
 class OpenAICompatLLM(ChatLLM):
-    """Any OpenAI-compatible chat endpoint (llama.cpp server, vLLM, Ollama, a hosted API) via llama-index."""
+    """Any OpenAI-compatible chat endpoint (llama.cpp server, vLLM, Ollama, a hosted API) via llama-index. Chat APIs
+    answer a trailing assistant message instead of continuing it, so the engine sends no prefill here."""
+
+    prefill = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -126,16 +130,13 @@ class OpenAICompatLLM(ChatLLM):
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
         from llama_index.core.llms import ChatMessage
 
-        # Chat APIs cannot continue a half-written assistant turn; a prefill becomes a plain instruction instead.
-        if messages and messages[-1].role == "assistant":
-            messages = messages[:-1]
         chat = [ChatMessage(role=m.role, content=m.content) for m in messages]
         for r in self._llm.stream_chat(chat, max_tokens=max_tokens):
             if r.delta:
                 yield r.delta
 
 
-Script = Callable[[list[Message]], str]
+Script = Callable[[list[Message]], "str | BaseException"]  # an exception is raised, as a failing backend would
 
 
 class ScriptedLLM(ChatLLM):
@@ -146,8 +147,9 @@ class ScriptedLLM(ChatLLM):
 
     def __init__(self, replies: Sequence[str] | Script | None = None) -> None:
         super().__init__()
-        self._script: Script = replies if callable(replies) else self._from_list(list(replies)) if replies is not None \
-            else echo_first_excerpt
+        if replies is None:
+            replies = echo_first_excerpt
+        self._script: Script = replies if callable(replies) else self._from_list(list(replies))
         self.calls: list[list[Message]] = []
 
     @staticmethod
@@ -169,11 +171,11 @@ class ScriptedLLM(ChatLLM):
 def echo_first_excerpt(messages: list[Message]) -> str:
     """Default fake behaviour (llm="fake" in settings, for UI tests): quote the first excerpt line with its page, or
     return the question unchanged when asked to rewrite one."""
-    prompt = messages[-1].content
+    prompt = next(m.content for m in reversed(messages) if m.role == "user")
     m = re.search(r"^\[p\. (\d+)\] (.+)$", prompt, re.M)
     if m:
         return f"{m.group(2).strip()} [p. {m.group(1)}]"
-    q = re.search(r"^(?:Follow-up|追问)[:：]\s*(.+)$", prompt, re.M)
+    q = re.search(r"^Follow-up: (.+)$", prompt, re.M)
     return q.group(1) if q else "NOT IN REPORT"
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token
+from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token, get_llm
 from reportqa.answer.grounding import (
     Source,
     coverage,
@@ -390,6 +390,14 @@ def test_backend_failure_returns_error_answer_with_pages(unit_settings):
     ans = events[-1].answer
     assert isinstance(events[0], Evidence) and ans.error and "connection refused" in ans.error
     assert ans.retrieved and "p. 10" in ans.answer and not ans.refused
+
+
+@pytest.mark.parametrize("question", ["How many weekly active users does ChatGPT have?",
+                                      "ChatGPT的每周活跃用户有多少？"])
+def test_default_fake_backend_gives_grounded_answers(unit_settings, question):
+    eng = AnswerEngine(unit_settings, retriever=FakeRetriever(), llm=get_llm(unit_settings))
+    ans = eng.ask(question)
+    assert not ans.refused and ans.citations[0].page == 10 and ans.lang == detect_lang(question)
 
 
 def test_one_generation_at_a_time():
