@@ -52,10 +52,6 @@ def _timed(what: str, fn: Callable[[], T]) -> tuple[T, float]:
     return value, time.perf_counter() - t0
 
 
-def _dir_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
-
-
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment under which a subprocess's load_settings() returns exactly `settings`."""
     return {**os.environ, "ANONYMIZED_TELEMETRY": "False",
@@ -85,7 +81,7 @@ def ingest_figures(settings: Settings) -> tuple[dict, dict, float]:
     _, base_cold_s = _timed("cold ingest (baseline)", lambda: build_baseline(settings, rebuild=True))
     _, base_noop_s = _timed("no-op re-ingest (baseline)", lambda: build_baseline(settings))
     baseline = {"ingest_cold_s": base_cold_s, "ingest_pages_per_s": cold["pages"] / base_cold_s,
-                "ingest_noop_s": base_noop_s, "index_mb": _dir_mb(settings.home / NAME)}
+                "ingest_noop_s": base_noop_s, "index_mb": stats.dir_mb(settings.home / NAME)}
     return ours, baseline, cold_s
 
 

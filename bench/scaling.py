@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from reportqa.bench.probe import WARM_UP
-from reportqa.bench.stats import dist
+from reportqa.bench.stats import dir_mb, dist
 from reportqa.ingest import PageRecord, chunk_pages
 from reportqa.settings import Settings
 
@@ -173,10 +173,6 @@ def chroma_server(path: Path, timeout_s: float = 60.0) -> Iterator[int]:
         log_file.close()
 
 
-def _dir_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
-
-
 def _measure(settings: Settings, pages, vectors_of, manifest, questions, per_copy_s: float, copies: int,
              extra_mb=lambda: 0.0) -> dict:
     build = write_build(settings, pages, vectors_of, manifest)
@@ -223,7 +219,7 @@ def run_scaling(settings: Settings, questions: Sequence[str], cold_ingest_s: flo
                 home = work / f"http-{n}x"
                 s = settings.replace(home=home, chroma_mode="http", chroma_host="127.0.0.1", chroma_port=port)
                 result["http"].append(_measure(s, pages, vectors_of, manifest, questions, per_copy_s, n,
-                                               extra_mb=lambda d=data: _dir_mb(d)))
+                                               extra_mb=lambda d=data: dir_mb(d)))
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(data, ignore_errors=True)
         except (OSError, RuntimeError) as e:
