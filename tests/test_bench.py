@@ -193,3 +193,19 @@ def test_replicated_build_is_served_by_the_real_retriever(built_index, tmp_path)
     assert build["chunks"] == retriever.manifest["chunks"]
     hits = [h.page for h in retriever.retrieve(pages[0].en.splitlines()[0], k=4)]
     assert pages[0].page in hits and pages[0].page + page_offset(pages) in hits
+
+
+@pytest.mark.slow
+def test_scaling_runs_both_chroma_modes(built_index, tmp_path):
+    """Two sizes, embedded and against a real `chroma run` server the bench starts and stops."""
+    from reportqa.bench.scaling import run_scaling
+
+    questions = [it.question for it in load_qa(DEFAULT_QA)][:6]
+    result = run_scaling(built_index, questions, cold_ingest_s=50.0, work=tmp_path, scales=(1, 2))
+    for mode in ("embedded", "http"):
+        one, two = result[mode]
+        assert (one["copies"], two["copies"]) == (1, 2) and two["pages"] == 2 * one["pages"]
+        assert two["chunks"] >= 2 * one["chunks"] and two["size_mb"] > 1.5 * one["size_mb"]
+        assert two["ingest_s"] == pytest.approx(2 * result["per_copy_s"] + two["measured_s"])
+        assert one["retrieval_ms"]["n"] == len(questions)
+    assert not list(tmp_path.glob("chroma-server-*/"))  # servers stopped, scratch removed
