@@ -61,7 +61,8 @@ def _eval(args, settings) -> int:
     from reportqa.eval.runner import run_eval
 
     return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
-                    limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under)
+                    limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under,
+                    fresh=args.fresh)
 
 
 def _serve(args, settings) -> int:
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--stratified", action="store_true", help="with --limit: spread the subset over lang x kind")
     p.add_argument("--baseline", action="store_true", help="also run the naive llama-index pipeline")
+    p.add_argument("--fresh", action="store_true",
+                   help="grade everything again (by default an unfinished run resumes and baseline answers are reused)")
     p.add_argument("--fail-under", action="store_true",
                    help="exit 1 when page hit@5, MRR or zh cross-lingual hit@5 is under its bar (Settings.eval_min_*)")
     p.set_defaults(fn=_eval)

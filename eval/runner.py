@@ -2,7 +2,9 @@
 write results.jsonl, metrics.json and report.md. Metric definitions: docs/eval.md.
 
 A run in an output folder that holds an unfinished run with the same settings and questions resumes it: finished
-items are kept and only the missing or failed ones run again. A finished run (metrics.json present) is redone.
+items are kept and only the missing or failed ones run again. A finished run (metrics.json present) is redone, except
+for the baseline: its code is fixed, so its graded records are reused whenever its own inputs (questions, report,
+embedder, LLM settings) are unchanged; --fresh redoes it too.
 """
 
 from __future__ import annotations
@@ -206,14 +208,23 @@ def _results_path(out: Path, system: str) -> Path:
     return out / ("results.jsonl" if system == "ours" else f"results-{system}.jsonl")
 
 
-def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], systems: list[str],
+# what the baseline's answers depend on; the rest of Settings tunes our pipeline only
+BASELINE_SETTINGS = ("report", "embedder", "st_model", "llm", "llm_model_path", "llm_ctx", "llm_max_tokens",
+                     "llm_temperature", "openai_base_url", "openai_model")
+
+
+def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], system: str,
                  retrieval_only: bool) -> dict:
+    """What one system's graded records depend on: records are reused only under an equal fingerprint."""
+    fields = dataclasses.asdict(settings)
+    if system == "baseline":
+        fields = {f: fields[f] for f in BASELINE_SETTINGS}
+        fields["report_sha256"] = hashlib.sha256(Path(settings.report).read_bytes()).hexdigest()
     return {
         "qa_sha256": hashlib.sha256(qa_path.read_bytes()).hexdigest(),
         "ids": [it.id for it in items],
-        "systems": systems,
         "retrieval_only": retrieval_only,
-        "settings_sha256": hashlib.sha256(repr(sorted(dataclasses.asdict(settings).items())).encode()).hexdigest(),
+        "settings_sha256": hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest(),
     }
 
 
@@ -226,18 +237,21 @@ def _git_commit() -> str | None:
         return None
 
 
-def _previous_records(out: Path, fingerprint: dict) -> dict[str, dict[str, dict]]:
-    """system -> id -> record of an unfinished run with the same fingerprint; failed records are dropped."""
+def _previous_records(out: Path, fingerprints: dict[str, dict], fresh: bool) -> dict[str, dict[str, dict]]:
+    """system -> id -> record worth keeping from the folder's last run: that of a system with the same fingerprint,
+    if the run was unfinished or the system is the baseline (see the module doc). Failed records are dropped."""
     run_file = out / "run.json"
-    if (out / "metrics.json").exists() or not run_file.exists():
+    if fresh or not run_file.exists():
         return {}
     try:
-        if json.loads(run_file.read_text()) != fingerprint:
-            return {}
+        previous = json.loads(run_file.read_text())
     except ValueError:
         return {}
+    finished = (out / "metrics.json").exists()
     kept: dict[str, dict[str, dict]] = {}
-    for system in fingerprint["systems"]:
+    for system, fingerprint in fingerprints.items():
+        if (finished and system != "baseline") or previous.get(system) != fingerprint:
+            continue
         path = _results_path(out, system)
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -251,7 +265,7 @@ def _previous_records(out: Path, fingerprint: dict) -> dict[str, dict[str, dict]
 
 
 def _run_system(system: System, items: list[QAItem], done: dict[str, dict], path: Path,
-                page_text: Callable[[int], str], k: int, retrieval_only: bool) -> list[dict]:
+                page_text: Callable[[int], str], k: int, retrieval_only: bool, commit: str | None) -> list[dict]:
     errors_in_row = 0
     with path.open("w", encoding="utf-8") as f:
         for rec in done.values():
@@ -262,7 +276,7 @@ def _run_system(system: System, items: list[QAItem], done: dict[str, dict], path
         bar = tqdm(todo, desc=f"eval {system.name}", unit="q", file=sys.stderr, dynamic_ncols=True)
         errors = 0
         for item in bar:
-            rec = evaluate_item(item, system, page_text, k, retrieval_only)
+            rec = evaluate_item(item, system, page_text, k, retrieval_only) | {"commit": commit}
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             f.flush()
             done[item.id] = rec
@@ -310,8 +324,8 @@ def _print_summary(metrics: dict, out: Path) -> None:
 
 def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path("eval/out"),
              retrieval_only: bool = False, limit: int | None = None, baseline: bool = False,
-             stratified: bool = False, fail_under: bool = False, *, retriever=None, engine=None,
-             baseline_pipeline=None) -> int:
+             stratified: bool = False, fail_under: bool = False, fresh: bool = False, *, retriever=None,
+             engine=None, baseline_pipeline=None) -> int:
     """Evaluate; returns the exit code (1 when fail_under and a bar is missed). retriever, engine and
     baseline_pipeline replace the real ones (tests)."""
     from reportqa.eval.report import write_report
@@ -343,18 +357,21 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
         return record.text if record else ""
 
     out.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(settings, qa_path, items, [s.name for s in systems], retrieval_only)
-    previous = _previous_records(out, fingerprint)
+    fingerprints = {s.name: _fingerprint(settings, qa_path, items, s.name, retrieval_only) for s in systems}
+    previous = _previous_records(out, fingerprints, fresh)
     for stale in ("metrics.json", "report.md"):
         (out / stale).unlink(missing_ok=True)
-    (out / "run.json").write_text(json.dumps(fingerprint, ensure_ascii=False, indent=1))
+    (out / "run.json").write_text(json.dumps(fingerprints, ensure_ascii=False, indent=1))
     log.info("evaluating %d questions from %s%s", len(items), qa_path, " (retrieval only)" if retrieval_only else "")
+    commit = _git_commit()
     records = {s.name: _run_system(s, items, previous.get(s.name, {}), _results_path(out, s.name), page_text,
-                                   settings.eval_k, retrieval_only) for s in systems}
+                                   settings.eval_k, retrieval_only, commit) for s in systems}
     metrics = {
-        "meta": {"qa": qa_path.name, "qa_sha256": fingerprint["qa_sha256"], "n": len(items),
+        "meta": {"qa": qa_path.name, "qa_sha256": fingerprints["ours"]["qa_sha256"], "n": len(items),
                  "retrieval_only": retrieval_only, "k": settings.eval_k, "limit": limit, "stratified": stratified,
-                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": _git_commit(),
+                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit,
+                 # a reused baseline may have been graded at an earlier commit
+                 "commits": {name: sorted({str(r.get("commit")) for r in recs}) for name, recs in records.items()},
                  "settings": {f: getattr(settings, f) for f in RECORDED_SETTINGS if hasattr(settings, f)}},
         "systems": {name: aggregate(recs, settings.eval_k) for name, recs in records.items()},
     }

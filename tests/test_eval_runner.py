@@ -3,6 +3,7 @@ their fields, error recording, resuming, subsets, bars and QA-file validation.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -163,25 +164,51 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_redone(settings, qa_fi
     assert len(engine.asked) == 4
 
 
-def test_baseline_runs_side_by_side(settings, qa_file, tmp_path):
-    class FakeBaseline:
-        name = "baseline"
+class FakeBaseline:
+    name = "baseline"
 
-        def retrieve(self, question, k):
-            return [3]
+    def retrieve(self, question, k):
+        return [3]
 
-        def ask(self, question):
-            return Answer(question=question, standalone_question=question, answer="I don't know.", lang="en",
-                          refused=True, first_token_s=0.1, total_s=0.2)
+    def ask(self, question):
+        return Answer(question=question, standalone_question=question, answer="I don't know.", lang="en",
+                      refused=True, first_token_s=0.1, total_s=0.2)
 
-    out = tmp_path / "out"
+
+def _run_with_baseline(settings, qa_file, out):
     run_eval(settings, qa=qa_file, out=out, baseline=True, retriever=FakeRetriever(), engine=ScriptedEngine(),
              baseline_pipeline=FakeBaseline())
     assert len(_lines(out / "results-baseline.jsonl")) == 4
+
+
+def test_baseline_runs_side_by_side(settings, qa_file, tmp_path):
+    out = tmp_path / "out"
+    _run_with_baseline(settings, qa_file, out)
     systems = json.loads((out / "metrics.json").read_text())["systems"]
     assert systems["baseline"]["overall"]["false_refusal_rate"] == 1.0
     assert systems["baseline"]["overall"]["hit@1"] == pytest.approx(1 / 3)
     assert "| metric | ours | baseline |" in (out / "report.md").read_text()
+
+
+def test_a_finished_baselines_answers_are_reused_unless_its_inputs_change(settings, qa_file, tmp_path):
+    out = tmp_path / "out"
+    _run_with_baseline(settings, qa_file, out)
+    asked = []
+
+    class CountingBaseline(FakeBaseline):
+        def ask(self, question):
+            asked.append(question)
+            return super().ask(question)
+
+    engine = ScriptedEngine()
+    kwargs = dict(qa=qa_file, out=out, baseline=True, retriever=FakeRetriever(), baseline_pipeline=CountingBaseline())
+    run_eval(dataclasses.replace(settings, top_k=3), engine=engine, **kwargs)  # our pipeline's settings changed
+    assert asked == [] and len(engine.asked) == 4  # ours is redone, the baseline reused
+    assert len(_lines(out / "results-baseline.jsonl")) == 4
+    run_eval(settings, engine=ScriptedEngine(), fresh=True, **kwargs)
+    assert len(asked) == 4
+    run_eval(dataclasses.replace(settings, llm_temperature=0.5), engine=ScriptedEngine(), **kwargs)
+    assert len(asked) == 8  # the baseline's LLM changed
 
 
 def test_stratified_subset_covers_every_cell_deterministically(qa_file):
