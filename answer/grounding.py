@@ -127,6 +127,9 @@ _QUANT = re.compile(r"\b(how (much|many|big|large|fast|long)|what (share|percent
                     r"|多少|几|比例|百分比|份额|增长|规模|数量|金额|成本|收入", re.I)
 
 
+CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherits this share of its score
+
+
 def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
     ut = terms(unit)
     if not ut:
@@ -137,20 +140,33 @@ def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
     return hit / (1 + est_tokens(unit) / 120)  # a long unit must earn its place in the budget
 
 
+def _continues(prev: str, nxt: str) -> bool:
+    """Does `nxt` carry on the clause `prev` left open? Timeline and chart entries wrap across units ("…driverless car
+    named Stanley;" / "it completes a 132-mile course…"), and the half with the question's words rarely holds the
+    answer too."""
+    return bool(nxt) and (prev.endswith((";", ",", ":", "；", "，", "：")) or nxt[0].islower()) and not prev.endswith(
+        (".", "!", "?", "。", "！", "？"))
+
+
 def select_context(question: str, sources: list[Source], budget: int,
                    lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
-    """The sentences of the retrieved pages that matter for the question, within a token budget: the titles of the
-    two best pages (their first two units: slide titles state the slide's claim), then the best-overlapping units of
-    every page, better ranked pages first. Returns [(page, units in page order)] in retrieval order; pages left
-    without units are left out."""
+    """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
+    best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts), then the best-overlapping units of
+    every page, better ranked pages first, each with the neighbour that finishes its clause. Returns
+    [(page, units in page order)] in retrieval order; pages left without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
     for rank, s in enumerate(sources):
+        scores = [_unit_score(q, wants_number, u) for u in s.units]
         for i, u in enumerate(s.units):
-            score = _unit_score(q, wants_number, u)
-            if i < 2 and rank < 2:
+            score = scores[i]
+            if i < 2 and rank < 1:
                 score += 0.5 - 0.2 * i  # title and subtitle of the two best pages, even without overlap
+            if i > 0 and _continues(s.units[i - 1], u):
+                score = max(score, CONTINUATION * scores[i - 1])
+            if i + 1 < len(s.units) and _continues(u, s.units[i + 1]):
+                score = max(score, CONTINUATION * scores[i + 1])
             if score > 0:
                 cands.append((score * (1 - 0.08 * rank), s.page, i, u))
     used = 0
@@ -208,11 +224,14 @@ class Sentence:
     end: str = ""  # terminal punctuation, kept apart so citations can go before it
 
 
+_LABEL = re.compile(r"^\s*(answer|回答|答案)\s*[:：]\s*", re.I)  # the prompt's examples label their answers
+
+
 def split_answer(text: str) -> list[Sentence]:
     """Sentences with their citations. A citation that follows the sentence end ("... users. [p. 5]") belongs to
     the sentence before it."""
     out: list[Sentence] = []
-    for piece in _SENT_SPLIT.split(text.strip()):
+    for piece in _SENT_SPLIT.split(_LABEL.sub("", text.strip(), count=1)):
         piece = piece.strip()
         if not piece:
             continue
@@ -338,6 +357,9 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
         if is_refusal(s.text):
             g.refusal = True
             g.kept.append(Checked(s, [], {}))
+            continue
+        if "?" in s.end or "？" in s.end:
+            g.dropped.append((s.text, "a question, not an answer"))
             continue
         if any(p not in by_page for p in s.inline):
             g.dropped.append((s.text, "names a page that was not retrieved"))

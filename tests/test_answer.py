@@ -151,6 +151,13 @@ def test_fake_and_positional_citations():
     assert [c.pages for c in g.kept] == [[10], [30]]
 
 
+def test_an_answer_label_is_stripped_and_a_question_is_no_answer():
+    g = ground("Answer: ChatGPT reached 800MM weekly active users [p. 10].", sources(10, 20), [10, 20])
+    assert [c.sentence.text for c in g.kept] == ["ChatGPT reached 800MM weekly active users"]
+    g = ground("根据报告，ChatGPT的每周活跃用户达到了多少 [p. 10]？", sources(10, 20), [10, 20], lang="zh")
+    assert not g.kept and g.dropped[0][1] == "a question, not an answer"
+
+
 def test_uncited_sentence_gets_citation_and_cross_lingual_numbers_count():
     g = ground("美国六大科技公司2024年的资本支出达到2120亿美元。", sources(10, 20), [10, 20])
     (c,) = g.kept
