@@ -149,10 +149,11 @@ class AnswerEngine:
 
         context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens, self.lexicon)
         order = [p for p, _ in context]
+        ans.context = format_context(context)
         messages = [Message("system", prompts.SYSTEM),
-                    Message("user", prompts.ANSWER[lang].format(context=format_context(context),
+                    Message("user", prompts.ANSWER[lang].format(context=ans.context,
                                                                 question=ans.standalone_question))]
-        log.debug("prompt excerpts (coverage %.2f):\n%s", cov, format_context(context))
+        log.debug("prompt excerpts (coverage %.2f):\n%s", cov, ans.context)
         raw = ""
         try:
             for piece in self._generate(messages, lang):

@@ -26,6 +26,7 @@ class Answer:
     first_token_s: float | None = None
     total_s: float | None = None
     error: str | None = None  # set when the LLM failed but pages could still be shown
+    context: str = ""  # the report excerpts the model read ("" when it was not asked), for diagnosis and the eval
 
     def to_json(self) -> dict:
         d = asdict(self)

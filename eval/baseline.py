@@ -112,7 +112,8 @@ class BaselinePipeline:
         return Answer(question=question, standalone_question=question, answer=text, lang=detect_lang(question),
                       refused=is_baseline_refusal(text), citations=citations,
                       retrieved=[(int(n.metadata["page"]), float(n.score or 0.0)) for n in response.source_nodes],
-                      first_token_s=first, total_s=time.perf_counter() - start)
+                      first_token_s=first, total_s=time.perf_counter() - start,
+                      context="\n".join(n.node.get_content() for n in response.source_nodes))
 
 
 def _pages(nodes: Sequence) -> dict[int, str]:

@@ -160,8 +160,9 @@ def page_supports(page: int, page_text: str, gold: Sequence[int], must_include: 
 
 
 def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: str, gold: Sequence[int],
-                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str]) -> dict:
-    """Grades of one generated answer; None where a metric does not apply to it. citations: cited pages, in order."""
+                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str], context: str = "") -> dict:
+    """Grades of one generated answer; None where a metric does not apply to it. citations: cited pages, in order;
+    context: the excerpts the model read ("" if it was not asked)."""
     answerable = bool(gold)
     matched = groups_matched(must_include, answer) if answerable and not refused else []
     claimed = claimed_numbers(answer) if not refused else []
@@ -173,6 +174,8 @@ def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: 
     detected = answer_lang(answer)
     return {
         "answer_correct": (not refused and all(matched)) if answerable else None,
+        # did the facts reach the model? Separates losses of retrieval and excerpt selection from the model's own
+        "context_recall": all(groups_matched(must_include, context)) if answerable else None,
         "groups_matched": matched,
         "refusal_correct": refused if not answerable else None,
         "false_refusal": refused if answerable else None,
@@ -199,6 +202,7 @@ def failure_grades(gold: Sequence[int]) -> dict:
 # metric name -> the per-item grade it averages (records without that grade, or with None, are left out)
 RATE_METRICS = {
     "answer_correct": "answer_correct",
+    "context_recall": "context_recall",
     "citation_precision": "citation_precision",
     "cited_rate": "cited",
     "number_faithfulness": "number_faithful",

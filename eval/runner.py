@@ -190,9 +190,10 @@ def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str],
             ans = system.ask(item.question)
             cited = list(dict.fromkeys(c.page for c in ans.citations))
             rec.update(answer=ans.answer, refused=ans.refused, citations=cited, latency_s=ans.total_s,
-                       first_token_s=ans.first_token_s, error=rec["error"] or ans.error)
+                       first_token_s=ans.first_token_s, error=rec["error"] or ans.error, context=ans.context)
             grades |= grade_answer(answer=ans.answer, refused=ans.refused, citations=cited, lang=item.lang,
-                                   gold=item.pages, must_include=item.must_include, page_text=page_text)
+                                   gold=item.pages, must_include=item.must_include, page_text=page_text,
+                                   context=ans.context)
         except Exception as e:  # recorded; the item counts as a failure
             rec["error"] = f"answer: {type(e).__name__}: {e}"
             grades |= failure_grades(item.pages)
@@ -309,7 +310,7 @@ def check_bars(summary: dict, settings: Settings) -> list[dict]:
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
-    names = ("hit@1", "hit@5", "mrr", "answer_correct", "citation_precision", "number_faithfulness",
+    names = ("hit@1", "hit@5", "mrr", "answer_correct", "context_recall", "citation_precision", "number_faithfulness",
              "refusal_accuracy", "false_refusal_rate", "language_match", "latency_p50", "latency_p95")
     for system, m in metrics["systems"].items():
         o = m["overall"]

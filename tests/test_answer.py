@@ -274,6 +274,7 @@ def test_stream_yields_evidence_then_tokens_then_checked_final(unit_settings):
     assert ans.citations[0].page == 10 and "800MM" in ans.citations[0].quote
     assert ans.first_token_s is not None and ans.total_s >= ans.first_token_s
     assert "[p. 10]" in llm.calls[0][1].content and llm.calls[0][0].role == "system"
+    assert ans.context.startswith("[p. 10]") and ans.context in llm.calls[0][1].content  # what the model read
 
 
 def test_to_json_shape(unit_settings):
@@ -287,7 +288,7 @@ def test_to_json_shape(unit_settings):
 def test_unrelated_question_is_refused_without_calling_the_model(unit_settings):
     eng, llm = engine(unit_settings, [])
     ans = eng.ask("What is the boiling point of mercury in Kelvin?")
-    assert ans.refused and not llm.calls and not ans.citations
+    assert ans.refused and not llm.calls and not ans.citations and ans.context == ""
     assert "does not" in ans.answer and "p. " in ans.answer
 
 

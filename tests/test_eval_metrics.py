@@ -25,9 +25,18 @@ PAGES = {
 }
 
 
-def grade(answer, *, gold=(2,), must_include=(("800MM",),), citations=(2,), refused=False, lang="en"):
+def grade(answer, *, gold=(2,), must_include=(("800MM",),), citations=(2,), refused=False, lang="en", context=""):
     return grade_answer(answer=answer, refused=refused, citations=list(citations), lang=lang, gold=list(gold),
-                        must_include=[list(g) for g in must_include], page_text=lambda p: PAGES.get(p, ""))
+                        must_include=[list(g) for g in must_include], page_text=lambda p: PAGES.get(p, ""),
+                        context=context)
+
+
+def test_context_recall_tells_facts_the_model_had_from_facts_it_stated():
+    had = "[p. 2] ChatGPT weekly active users reached 800MM in 4/25."
+    g = grade("ChatGPT has many users [p. 2].", context=had)
+    assert g["context_recall"] is True and g["answer_correct"] is False  # the model lost it
+    assert grade("The report does not say.", refused=True, context="")["context_recall"] is False
+    assert grade("No.", gold=(), must_include=(), refused=True, context=had)["context_recall"] is None
 
 
 # ------------------------------------------------------------------ retrieval
