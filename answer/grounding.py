@@ -191,8 +191,8 @@ def format_context(context: list[tuple[int, list[str]]]) -> str:
 _CITE = re.compile(
     r"\s*[\[【(（]\s*(?:(?:pp?|pages?|pg)\.?\s*|第\s*)?(?P<nums>\d{1,4}(?:\s*(?:[,，、;]|and|-|–)\s*(?:pp?\.?\s*)?\d{1,4})*)"
     r"\s*(?:页)?\s*[\]】)）]", re.I)
-# Page references written into the sentence itself: "on page 5", "第5页".
-_INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*|第\s*)(\d{1,4})\s*页?", re.I)
+# Page references written into the sentence itself: "on page 5", "第5页" (页 required: "第12版" is a version).
+_INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*)(\d{1,4})|第\s*(\d{1,4})\s*页", re.I)
 _SENT_SPLIT = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
     r"NOT IN (THE )?REPORT|"
@@ -244,7 +244,7 @@ def split_answer(text: str) -> list[Sentence]:
         m = re.search(r"[.!?。！？]+$", body)
         end = m.group(0) if m else ""
         body = body[: len(body) - len(end)].rstrip(" ,，;；:：")
-        out.append(Sentence(body, cited, [int(x) for x in _INLINE_PAGE.findall(body)], end))
+        out.append(Sentence(body, cited, [int(a or b) for a, b in _INLINE_PAGE.findall(body)], end))
     return out
 
 
@@ -336,6 +336,8 @@ def _rescale(s: Sentence, nums: list[Num], missing: set[int], srcs: list[Source]
     fixes = []
     for i in sorted(missing):
         n = nums[i]
+        if not any(c.isdigit() for c in n.text):
+            continue  # spelled out ("十五个月"): no scale to get wrong
         cands = {p.value: p for src in srcs for p in src.nums
                  if p.kind == n.kind and _informative(p) and _digits(p) == _digits(n) and p.value != n.value}
         if len(cands) == 1:

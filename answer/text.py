@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from reportqa.answer.types import Lang
+from reportqa.index.keywords import spelled_counts
 
 CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RE = re.compile(f"[{CJK}]")
@@ -147,6 +148,8 @@ def numbers(text: str) -> list[Num]:
         elif unit:
             scale = _SCALES[unit]
         out.append(Num(mantissa * scale, kind, mantissa, 0.5 * 10 ** -decimals * scale, m.group(0)))
+    for value, written, unit in spelled_counts(text):  # "Fifteen Months" on the page, "15个月" in the answer
+        out.append(Num(float(value), "x" if unit in ("times", "倍") else "n", float(value), 0.5, written))
     return out
 
 

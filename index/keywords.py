@@ -65,6 +65,23 @@ def _en_number_value(word: str) -> int | None:
     return _EN_NUMBERS[first] + (ones if ones < 10 else 0)
 
 
+# counts spelled out before a unit of time or a multiple: "Fifteen Months", "十五个月", "八年", "三倍"
+_SPELLED_EN = re.compile(r"\b([a-z]+(?:-[a-z]+)?)\s+(months?|years?|weeks?|days?|quarters?|times)\b", re.I)
+_SPELLED_ZH = re.compile(rf"({_ZH_NUMERAL.pattern})个?([年月周天倍])")
+
+
+def spelled_counts(text: str) -> list[tuple[int, str, str]]:
+    """(value, as written, unit) of the counts `text` spells out in words, for matching them against digits."""
+    out = []
+    for m in _SPELLED_EN.finditer(text):
+        value = _en_number_value(m[1].lower())
+        if value is not None:
+            out.append((value, m[0], m[2].lower()))
+    for m in _SPELLED_ZH.finditer(text):
+        out.append((int(_zh_numeral_value(_ZH_NUMERAL.match(m[0]))), m[0], m[2]))
+    return out
+
+
 EN_STOPWORDS = frozenset(
     """a an the of and or to in on for by with as at from into is are was were be been being it its this that these
     those what which who whom whose how why when where did does do done has have had than then there their they them

@@ -85,6 +85,7 @@ def sources(*pages):
     ("800 million", "800MM"), ("8亿", "800MM"), ("800MM", "8亿"), ("2120亿美元", "$212B"), ("$212 billion", "$212B"),
     ("5.5x", "5.5x"), ("5.5倍", "5.5x"), ("99.7%", "99.7%"), ("99.7 percent", "99.7％"), ("1,234", "1234"),
     ("25万", "250K"), ("1.5万亿", "$1.5T"), ("800 million", "Weekly Active Users (MM)\n800"), ("27%", "27"),
+    ("15个月", "ARR in Fifteen Months"), ("十五个月", "15 months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"),
 ])
 def test_numbers_match_after_normalization(answer, page):
     (n,) = numbers(answer)
@@ -105,6 +106,12 @@ def test_numbers_that_differ_do_not_match(answer, page):
 ])
 def test_years_match_the_reports_short_dates(answer, page):
     assert all(number_on(n, numbers(page)) for n in numbers(answer))
+
+
+def test_chinese_ordinals_are_not_page_references():
+    (s,) = split_answer("特斯拉在FSD第12版中替换了330,000行C++代码 [p. 10]。")
+    assert s.inline == [] and s.cited == [10]
+    assert split_answer("见第12页。")[0].inline == [12]
 
 
 def test_numbers_ignore_words_with_digits():
