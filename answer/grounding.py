@@ -151,9 +151,9 @@ def _continues(prev: str, nxt: str) -> bool:
 def select_context(question: str, sources: list[Source], budget: int,
                    lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
     """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
-    best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts), then the best-overlapping units of
-    every page, better ranked pages first, each with the neighbour that finishes its clause. Returns
-    [(page, units in page order)] in retrieval order; pages left without units are left out."""
+    best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
+    then the best-overlapping units of every page, better ranked pages first, each with the neighbour that finishes
+    its clause. Returns [(page, units in page order)] in retrieval order; pages left without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []

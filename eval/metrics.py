@@ -160,9 +160,10 @@ def page_supports(page: int, page_text: str, gold: Sequence[int], must_include: 
 
 
 def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: str, gold: Sequence[int],
-                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str], context: str = "") -> dict:
+                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str],
+                 context: str | None = None) -> dict:
     """Grades of one generated answer; None where a metric does not apply to it. citations: cited pages, in order;
-    context: the excerpts the model read ("" if it was not asked)."""
+    context: the excerpts the model read ("" if it was not asked; None if not recorded)."""
     answerable = bool(gold)
     matched = groups_matched(must_include, answer) if answerable and not refused else []
     claimed = claimed_numbers(answer) if not refused else []
@@ -175,7 +176,7 @@ def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: 
     return {
         "answer_correct": (not refused and all(matched)) if answerable else None,
         # did the facts reach the model? Separates losses of retrieval and excerpt selection from the model's own
-        "context_recall": all(groups_matched(must_include, context)) if answerable else None,
+        "context_recall": all(groups_matched(must_include, context)) if answerable and context is not None else None,
         "groups_matched": matched,
         "refusal_correct": refused if not answerable else None,
         "false_refusal": refused if answerable else None,

@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 RETRIEVAL = ("hit@1", "hit@5", "mrr")
-ANSWER = ("answer_correct", "context_recall", "citation_precision", "number_faithfulness", "refusal_accuracy", "false_refusal_rate",
-          "language_match")
+ANSWER = ("answer_correct", "context_recall", "citation_precision", "number_faithfulness", "refusal_accuracy",
+          "false_refusal_rate", "language_match")
 LATENCY = ("first_token_p50", "first_token_p95", "latency_p50", "latency_p95")
 # the table rows of a full run; the plots leave out what has no natural 0..1 "higher is better" reading
 ROWS = (*RETRIEVAL, "hit@10", *ANSWER, "cited_rate", *LATENCY)

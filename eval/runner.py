@@ -184,21 +184,30 @@ def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str],
         rec["retrieved"] = list(dict.fromkeys(system.retrieve(item.question, k)))
     except Exception as e:  # recorded; the item counts as a miss
         rec["error"] = f"retrieval: {type(e).__name__}: {e}"
-    grades = grade_retrieval(rec["retrieved"], item.pages, k)
     if not retrieval_only:
         try:
             ans = system.ask(item.question)
             cited = list(dict.fromkeys(c.page for c in ans.citations))
             rec.update(answer=ans.answer, refused=ans.refused, citations=cited, latency_s=ans.total_s,
                        first_token_s=ans.first_token_s, error=rec["error"] or ans.error, context=ans.context)
-            grades |= grade_answer(answer=ans.answer, refused=ans.refused, citations=cited, lang=item.lang,
-                                   gold=item.pages, must_include=item.must_include, page_text=page_text,
-                                   context=ans.context)
         except Exception as e:  # recorded; the item counts as a failure
             rec["error"] = f"answer: {type(e).__name__}: {e}"
-            grades |= failure_grades(item.pages)
-    rec["grades"] = grades
+    rec["grades"] = grade_record(rec, item, page_text, k)
     return rec
+
+
+def grade_record(rec: dict, item: QAItem, page_text: Callable[[int], str], k: int) -> dict:
+    """The grades of a record's ranking and answer by the current grader. Kept records (resumed, reused baseline)
+    are graded again, so one report never mixes grades of two versions of the metrics."""
+    grades = grade_retrieval(rec["retrieved"], item.pages, k)
+    if rec["mode"] == "full":
+        if rec["answer"] is None:  # the answer raised
+            grades |= failure_grades(item.pages)
+        else:
+            grades |= grade_answer(answer=rec["answer"], refused=rec["refused"], citations=rec["citations"],
+                                   lang=item.lang, gold=item.pages, must_include=item.must_include,
+                                   page_text=page_text, context=rec.get("context"))
+    return grades
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -268,8 +277,10 @@ def _previous_records(out: Path, fingerprints: dict[str, dict], fresh: bool) -> 
 def _run_system(system: System, items: list[QAItem], done: dict[str, dict], path: Path,
                 page_text: Callable[[int], str], k: int, retrieval_only: bool, commit: str | None) -> list[dict]:
     errors_in_row = 0
+    by_id = {it.id: it for it in items}
     with path.open("w", encoding="utf-8") as f:
         for rec in done.values():
+            rec["grades"] = grade_record(rec, by_id[rec["id"]], page_text, k)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         todo = [it for it in items if it.id not in done]
         if done:

@@ -205,6 +205,12 @@ def test_a_finished_baselines_answers_are_reused_unless_its_inputs_change(settin
     run_eval(dataclasses.replace(settings, top_k=3), engine=engine, **kwargs)  # our pipeline's settings changed
     assert asked == [] and len(engine.asked) == 4  # ours is redone, the baseline reused
     assert len(_lines(out / "results-baseline.jsonl")) == 4
+    path = out / "results-baseline.jsonl"
+    forged = [r | {"grades": {"answer_correct": True}} for r in _lines(path)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in forged))
+    run_eval(settings, engine=ScriptedEngine(), **kwargs)
+    assert asked == []  # reused again, but graded anew: stale grades never reach the report
+    assert {r["grades"]["false_refusal"] for r in _lines(path) if r["gold"]} == {True}
     run_eval(settings, engine=ScriptedEngine(), fresh=True, **kwargs)
     assert len(asked) == 4
     run_eval(dataclasses.replace(settings, llm_temperature=0.5), engine=ScriptedEngine(), **kwargs)
