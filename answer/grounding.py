@@ -47,7 +47,7 @@ class Source:
         else:
             text = "\n".join(p.text for p in hit.passages)
             us = units(text)
-        return cls(hit.page, hit.score, text, us, terms(text), numbers(text))
+        return cls(hit.page, hit.score, text, us, terms(text), numbers(text, spelled=True))
 
 
 # ---------------------------------------------------------------- term matching across languages
@@ -478,7 +478,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         if len(best) > QUOTE_CHARS:
             best = best[:QUOTE_CHARS - 1] + "…"
         figures = [format_number(n.value, lang, n.text.strip()) for n in numbers(" ".join(said))
-                   if _informative(n) and number_on(n, src.nums) and not number_on(n, numbers(best))]
+                   if _informative(n) and number_on(n, src.nums) and not number_on(n, numbers(best, spelled=True))]
         text = best + (f"（{'，'.join(dict.fromkeys(figures))}）" if lang == "zh" else
                        f" ({', '.join(dict.fromkeys(figures))})") if figures else best
         cands.append((share, Checked(Sentence(text, [page]), [page], {page: best})))

@@ -133,7 +133,7 @@ _SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]
                          r"|(?<!\d)(\d{2})年")
 
 
-def numbers(text: str) -> list[Num]:
+def numbers(text: str, spelled: bool = False) -> list[Num]:
     out = [Num(2000.0 + int(yy), "n", 2000.0 + int(yy), 0.5, m.group(0))
            for m in _SHORT_YEAR.finditer(text) for yy in [m.group(1) or m.group(2)]]
     for m in _NUM_RE.finditer(text):
@@ -148,7 +148,9 @@ def numbers(text: str) -> list[Num]:
         elif unit:
             scale = _SCALES[unit]
         out.append(Num(mantissa * scale, kind, mantissa, 0.5 * 10 ** -decimals * scale, m.group(0)))
-    for value, written, unit in spelled_counts(text):  # "Fifteen Months" on the page, "15个月" in the answer
+    # With `spelled` (page text), counts written in words too: the page's "Fifteen Months" states an answer's "15个月".
+    # Not for answers: "一年内" (within a year) is a figure of speech that no page needs to state.
+    for value, written, unit in spelled_counts(text) if spelled else ():
         out.append(Num(float(value), "x" if unit in ("times", "倍") else "n", float(value), 0.5, written))
     return out
 

@@ -155,7 +155,7 @@ def page_supports(page: int, page_text: str, gold: Sequence[int], must_include: 
         return True
     if any(phrase_in(alt, page_text) for group in must_include for alt in group):
         return True
-    page_numbers = numbers(normalize_text(page_text))
+    page_numbers = numbers(normalize_text(page_text), spelled=True)
     return any(number_on(n, page_numbers) for n in claimed if not is_year(n))
 
 
@@ -170,7 +170,7 @@ def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: 
     cited = list(dict.fromkeys(citations))
     texts = {p: page_text(p) for p in cited}
     supporting = [p for p in cited if page_supports(p, texts[p], gold, must_include, claimed)]
-    cited_numbers = [n for p in cited for n in numbers(normalize_text(texts[p]))]
+    cited_numbers = [n for p in cited for n in numbers(normalize_text(texts[p]), spelled=True)]
     unsupported = [n.text for n in claimed if not number_on(n, cited_numbers)]
     detected = answer_lang(answer)
     return {
