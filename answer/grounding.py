@@ -162,7 +162,7 @@ def select_context(question: str, sources: list[Source], budget: int,
         for i, u in enumerate(s.units):
             score = scores[i]
             if i < 2 and rank < 1:
-                score += 0.5 - 0.2 * i  # title and subtitle of the two best pages, even without overlap
+                score += 0.5 - 0.2 * i  # title and subtitle of the best page, even without overlap
             if i > 0 and _continues(s.units[i - 1], u):
                 score = max(score, CONTINUATION * scores[i - 1])
             if i + 1 < len(s.units) and _continues(u, s.units[i + 1]):
