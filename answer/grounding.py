@@ -336,8 +336,6 @@ def _rescale(s: Sentence, nums: list[Num], missing: set[int], srcs: list[Source]
     fixes = []
     for i in sorted(missing):
         n = nums[i]
-        if not any(c.isdigit() for c in n.text):
-            continue  # spelled out ("十五个月"): no scale to get wrong
         cands = {p.value: p for src in srcs for p in src.nums
                  if p.kind == n.kind and _informative(p) and _digits(p) == _digits(n) and p.value != n.value}
         if len(cands) == 1:

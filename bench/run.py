@@ -70,7 +70,7 @@ def run_probe(system: str, ids: Sequence[str], settings: Settings) -> dict:
 def ingest_figures(settings: Settings) -> tuple[dict, dict, float]:
     """Cold and no-op ingest of both pipelines in settings.home: (ours, baseline, our cold seconds)."""
     from reportqa.eval.baseline import NAME, build_baseline
-    from reportqa.index import build_index
+    from reportqa.index import build_index, store
 
     cold, cold_s = _timed("cold ingest (ours)", lambda: build_index(settings, settings.report))
     noop, noop_s = _timed("no-op re-ingest (ours)", lambda: build_index(settings, settings.report))
@@ -81,7 +81,7 @@ def ingest_figures(settings: Settings) -> tuple[dict, dict, float]:
     _, base_cold_s = _timed("cold ingest (baseline)", lambda: build_baseline(settings, rebuild=True))
     _, base_noop_s = _timed("no-op re-ingest (baseline)", lambda: build_baseline(settings))
     baseline = {"ingest_cold_s": base_cold_s, "ingest_pages_per_s": cold["pages"] / base_cold_s,
-                "ingest_noop_s": base_noop_s, "index_mb": stats.dir_mb(settings.home / NAME)}
+                "ingest_noop_s": base_noop_s, "index_mb": store.dir_size_mb(settings.home / NAME)}
     return ours, baseline, cold_s
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from reportqa.bench.probe import WARM_UP
-from reportqa.bench.stats import dir_mb, dist
+from reportqa.bench.stats import dist
 from reportqa.ingest import PageRecord, chunk_pages
 from reportqa.settings import Settings
 
@@ -191,7 +191,9 @@ def run_scaling(settings: Settings, questions: Sequence[str], cold_ingest_s: flo
     time. Results: {"embedded": [row per scale], "http": [...] or {"error": ...}, "per_copy_s", "notes"}."""
     from reportqa.ingest import load_pages
 
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # before chromadb is imported
+    from reportqa.index import store
+
     questions = list(questions)[::max(1, len(questions) // QUESTIONS)][:QUESTIONS]
     base, manifest = read_vectors(settings)
     original = load_pages(settings.report)
@@ -219,7 +221,7 @@ def run_scaling(settings: Settings, questions: Sequence[str], cold_ingest_s: flo
                 home = work / f"http-{n}x"
                 s = settings.replace(home=home, chroma_mode="http", chroma_host="127.0.0.1", chroma_port=port)
                 result["http"].append(_measure(s, pages, vectors_of, manifest, questions, per_copy_s, n,
-                                               extra_mb=lambda d=data: dir_mb(d)))
+                                               extra_mb=lambda d=data: store.dir_size_mb(d)))
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(data, ignore_errors=True)
         except (OSError, RuntimeError) as e:

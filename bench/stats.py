@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from reportqa.eval.metrics import percentile
 
@@ -55,11 +54,6 @@ def dist(values: Sequence[float]) -> dict[str, float | None]:
     vals = [float(v) for v in values if v is not None]
     return {"n": len(vals), "p50": percentile(vals, 50), "p95": percentile(vals, 95),
             "mean": sum(vals) / len(vals) if vals else None}
-
-
-def dir_mb(path: Path) -> float:
-    """Size of the files under `path` in MiB."""
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
 
 
 def ratio(ours: float | None, baseline: float | None) -> float | None:
