@@ -330,17 +330,24 @@ def format_number(value: float, lang: Lang, page_form: str) -> str:
     return page_form
 
 
-def _rescale(s: Sentence, nums: list[Num], missing: set[int], srcs: list[Source], lang: Lang) -> list[tuple[str, str]]:
-    """Fix numbers a small model converted to the wrong scale ("5.5B" written as "5.5亿" instead of "55亿"): when a
-    supporting page states exactly one value with the same digits, the sentence gets that value."""
+def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> list[tuple[str, str]]:
+    """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
+    number that no retrieved page states takes the value of the one page number with the same digits and another
+    scale, looked for on the pages the sentence cites (`first`) before all of them."""
     fixes = []
-    for i in sorted(missing):
-        n = nums[i]
-        cands = {p.value: p for src in srcs for p in src.nums
-                 if p.kind == n.kind and _informative(p) and _digits(p) == _digits(n) and p.value != n.value}
-        if len(cands) == 1:
-            (p,) = cands.values()
-            fixes.append((n.text.strip(), format_number(p.value, lang, p.text.strip())))
+    by_page = {src.page: src for src in srcs}
+    for n in _fact_numbers(s):
+        if any(number_on(n, src.nums) for src in srcs):
+            continue
+        for group in ([by_page[p] for p in first if p in by_page], srcs):
+            cands = {p.value: p for src in group for p in src.nums if p.kind == n.kind and _informative(p)
+                     and _digits(p) == _digits(n) and p.value != n.value and (n.kind != "n" or p.value != p.mantissa)}
+            if len(cands) == 1:
+                (p,) = cands.values()
+                fixes.append((n.text.strip(), format_number(p.value, lang, p.text.strip())))
+                break
+            if cands:
+                break  # ambiguous on the cited pages: the other pages cannot settle it
     for old, new in fixes:
         s.text = s.text.replace(old, new, 1)
     return fixes
@@ -367,13 +374,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
         if not (terms(s.text) - terms(question)) and not _new_numbers(s, question):
             g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
             continue
+        g.repaired += _rescale(s, sources, _resolve(s.cited, s.inline, by_page, context_pages), lang)
         pages, missing = _cite(s, by_page, context_pages, lex, question)
-        if pages and missing:
-            fixes = _rescale(s, _fact_numbers(s), {x for x in missing if isinstance(x, int)},
-                             [by_page[p] for p in pages], lang)
-            if fixes:
-                g.repaired += fixes
-                pages, missing = _cite(s, by_page, context_pages, lex, question)
         if not pages:
             g.dropped.append((s.text, "no retrieved page supports it"))
         elif missing:

@@ -220,6 +220,22 @@ def test_number_in_the_wrong_scale_is_repaired_from_the_page():
     assert g.kept[0].sentence.text == "CapEx reached $212B in 2024"
 
 
+def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
+    # "678万" shares no figure with the page, so nothing supports the sentence until its number is repaired
+    page = PageRecord(47, "In Q1:25, Spotify had 678MM Monthly Active Users and 268MM Subscribers.", "", "s")
+    srcs = [Source.build(PageHit(47, 0.9, "", "content"), page)]
+    g = ground("Spotify的月活跃用户和订阅用户分别为678万和268万。", srcs, [47], lang="zh")
+    assert g.kept[0].sentence.text == "Spotify的月活跃用户和订阅用户分别为6.78亿和2.68亿" and g.kept[0].pages == [47]
+
+
+def test_axis_value_does_not_excuse_a_scale_the_page_contradicts():
+    page = numbers("+8x to 800MM in Seventeen Months / 400 800 Weekly Active Users, MM")
+    assert number_on(numbers("800 million")[0], page) and not number_on(numbers("800万")[0], page)
+    assert number_on(numbers("800万")[0], numbers("Weekly Active Users, MM 400 800"))  # no contradiction printed
+    g = ground("ChatGPT的周活跃用户增长到了800万 [p. 10]。", sources(10), [10], lang="zh")
+    assert g.kept[0].sentence.text == "ChatGPT的周活跃用户增长到了8亿"
+
+
 @pytest.mark.parametrize("text, refusal", [
     ("NOT IN REPORT", True), ("The report does not mention Intel Gaudi sales.", True), ("I don't know.", True),
     ("报告中没有提到这一数据。", True), ("摘录未提及相关信息。", True),
