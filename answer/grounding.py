@@ -128,6 +128,7 @@ _QUANT = re.compile(r"\b(how (much|many|big|large|fast|long)|what (share|percent
 
 
 CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherits this share of its score
+NEIGHBOUR = 0.5  # any other unit next to a matching one: a quote's speaker, a chart label's value line
 
 
 def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
@@ -152,8 +153,8 @@ def select_context(question: str, sources: list[Source], budget: int,
                    lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
     """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
     best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
-    then the best-overlapping units of every page, better ranked pages first, each with the neighbour that finishes
-    its clause. Returns [(page, units in page order)] in retrieval order; pages left without units are left out."""
+    then the best-overlapping units of every page, better ranked pages first; a unit's neighbours inherit part of
+    its score, most when they finish its clause. Returns [(page, units in page order)] in retrieval order; pages left without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
@@ -163,10 +164,10 @@ def select_context(question: str, sources: list[Source], budget: int,
             score = scores[i]
             if i < 2 and rank < 1:
                 score += 0.5 - 0.2 * i  # title and subtitle of the best page, even without overlap
-            if i > 0 and _continues(s.units[i - 1], u):
-                score = max(score, CONTINUATION * scores[i - 1])
-            if i + 1 < len(s.units) and _continues(u, s.units[i + 1]):
-                score = max(score, CONTINUATION * scores[i + 1])
+            if i > 0:
+                score = max(score, scores[i - 1] * (CONTINUATION if _continues(s.units[i - 1], u) else NEIGHBOUR))
+            if i + 1 < len(s.units):
+                score = max(score, scores[i + 1] * (CONTINUATION if _continues(u, s.units[i + 1]) else NEIGHBOUR))
             if score > 0:
                 cands.append((score * (1 - 0.08 * rank), s.page, i, u))
     used = 0
@@ -333,7 +334,8 @@ def format_number(value: float, lang: Lang, page_form: str) -> str:
 def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> list[tuple[str, str]]:
     """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
     number that no retrieved page states takes the value of the one page number with the same digits and another
-    scale, looked for on the pages the sentence cites (`first`) before all of them."""
+    scale (the same digits as written, if several), looked for on the pages the sentence cites (`first`) before all
+    of them."""
     fixes = []
     by_page = {src.page: src for src in srcs}
     for n in _fact_numbers(s):
@@ -342,6 +344,8 @@ def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> l
         for group in ([by_page[p] for p in first if p in by_page], srcs):
             cands = {p.value: p for src in group for p in src.nums if p.kind == n.kind and _informative(p)
                      and _digits(p) == _digits(n) and p.value != n.value and (n.kind != "n" or p.value != p.mantissa)}
+            if len(cands) > 1:  # the model copies the digits as printed and gets the unit wrong: "100K" -> "100万"
+                cands = {v: p for v, p in cands.items() if p.mantissa == n.mantissa} or cands
             if len(cands) == 1:
                 (p,) = cands.values()
                 fixes.append((n.text.strip(), format_number(p.value, lang, p.text.strip())))

@@ -226,6 +226,11 @@ def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
     srcs = [Source.build(PageHit(47, 0.9, "", "content"), page)]
     g = ground("Spotify的月活跃用户和订阅用户分别为678万和268万。", srcs, [47], lang="zh")
     assert g.kept[0].sentence.text == "Spotify的月活跃用户和订阅用户分别为6.78亿和2.68亿" and g.kept[0].pages == [47]
+    page = PageRecord(306, "Carbon Robotics: 230K acres weeded, 100K gallons of glyphosate avoided, $1B raised, "
+                           "1,000 robots", "", "s")
+    g = ground("Carbon Robotics除草23万英亩，避免使用100万加仑草甘膦。", [Source.build(PageHit(306, 0.9, "", "content"), page)],
+               [306], lang="zh")
+    assert g.repaired == [("100万", "10万")]
 
 
 def test_axis_value_does_not_excuse_a_scale_the_page_contradicts():
