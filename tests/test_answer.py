@@ -202,6 +202,13 @@ def test_figure_borrowed_from_another_subjects_page_is_withdrawn():
     assert sorted(g.kept[0].pages) == [10, 30]
 
 
+def test_hyphenated_name_wrapped_on_the_page_is_found():
+    page = PageRecord(264, "DeepSeek R1 (1/25) scored 93% vs. o3- mini’s (1/25) score of 95%", "", "s")
+    g = ground("DeepSeek R1得分为93%，而o3-mini得分为95%。", [Source.build(PageHit(264, 0.9, "", "content"), page)],
+               [264], lang="zh")
+    assert g.kept and g.kept[0].pages == [264]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
