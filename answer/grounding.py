@@ -17,6 +17,7 @@ from reportqa.answer.text import (
     names,
     number_on,
     numbers,
+    strip_axes,
     terms,
     units,
     zh_places,
@@ -47,7 +48,8 @@ class Source:
         else:
             text = "\n".join(p.text for p in hit.passages)
             us = units(text)
-        return cls(hit.page, hit.score, text, us, terms(text), numbers(text, spelled=True))
+        # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
+        return cls(hit.page, hit.score, text, us, terms(text), numbers(" \n".join(map(strip_axes, us)), spelled=True))
 
 
 # ---------------------------------------------------------------- term matching across languages
@@ -154,21 +156,25 @@ def select_context(question: str, sources: list[Source], budget: int,
     """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
     best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
     then the best-overlapping units of every page, better ranked pages first; a unit's neighbours inherit part of
-    its score, most when they finish its clause. Returns [(page, units in page order)] in retrieval order; pages left without units are left out."""
+    its score, most when they finish its clause. Chart axis ticks are left out. Returns [(page, units in page
+    order)] in retrieval order; pages left without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
+    shown: dict[tuple[int, int], str] = {}
     for rank, s in enumerate(sources):
-        scores = [_unit_score(q, wants_number, u) for u in s.units]
-        for i, u in enumerate(s.units):
+        us = [strip_axes(u) for u in s.units]
+        shown.update(((s.page, i), u) for i, u in enumerate(us))
+        scores = [_unit_score(q, wants_number, u) for u in us]
+        for i, u in enumerate(us):
             score = scores[i]
             if i < 2 and rank < 1:
                 score += 0.5 - 0.2 * i  # title and subtitle of the best page, even without overlap
             if i > 0:
-                score = max(score, scores[i - 1] * (CONTINUATION if _continues(s.units[i - 1], u) else NEIGHBOUR))
-            if i + 1 < len(s.units):
-                score = max(score, scores[i + 1] * (CONTINUATION if _continues(u, s.units[i + 1]) else NEIGHBOUR))
-            if score > 0:
+                score = max(score, scores[i - 1] * (CONTINUATION if _continues(us[i - 1], u) else NEIGHBOUR))
+            if i + 1 < len(us):
+                score = max(score, scores[i + 1] * (CONTINUATION if _continues(u, us[i + 1]) else NEIGHBOUR))
+            if score > 0 and u:
                 cands.append((score * (1 - 0.08 * rank), s.page, i, u))
     used = 0
     for _score, page, i, u in sorted(cands, key=lambda c: -c[0]):
@@ -177,8 +183,7 @@ def select_context(question: str, sources: list[Source], budget: int,
             continue
         picked[page].add(i)
         used += cost
-    by_page = {s.page: s for s in sources}
-    return [(page, [by_page[page].units[i] for i in sorted(idx)]) for page, idx in picked.items() if idx]
+    return [(page, [shown[page, i] for i in sorted(idx)]) for page, idx in picked.items() if idx]
 
 
 def format_context(context: list[tuple[int, list[str]]]) -> str:

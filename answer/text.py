@@ -177,6 +177,39 @@ def _rescaled(n: Num, p: Num) -> bool:
         n.value, p.value)
 
 
+# ---------------------------------------------------------------- chart axes
+
+_TICK = re.compile(r"^([-+]?)(\$?)(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)([%KMBT]|MM)?$")
+
+
+def strip_axes(text: str) -> str:
+    """The text without chart axis ticks: a run of numbers in one format that step evenly ("0 200 400 600",
+    "-50% 150% 350%", "$0 $1 $2 $3", "2018 2019 2020 2021") or by powers of ten ("1 100 10,000"), four or more, or
+    three from zero. A small model reads ticks as data ("600 users" for a 530MM chart); the values a chart
+    labels rarely step evenly."""
+    toks = text.split(" ")
+    parsed = [(m.group(2), m.group(4), float(m.group(1) + m.group(3).replace(",", ""))) if (m := _TICK.match(t))
+              else None for t in toks]
+    drop: set[int] = set()
+    i = 0
+    while i < len(toks):
+        j = i + 1
+        if parsed[i] and i + 1 < len(toks) and parsed[i + 1] and parsed[i + 1][:2] == parsed[i][:2]:
+            a, b = parsed[i][2], parsed[i + 1][2]
+            step = (lambda x, y: y - x) if b != a and (a == 0 or b / a not in (10, 100, 1000)) else (
+                lambda x, y: y / x if x else None)
+            d = step(a, b)
+            while j + 1 < len(toks) and parsed[j + 1] and parsed[j + 1][:2] == parsed[i][:2] and d and math.isclose(
+                    step(parsed[j][2], parsed[j + 1][2]) or 0, d):
+                j += 1
+            if d and (j - i + 1 >= 4 or (j - i + 1 == 3 and a == 0)):
+                drop.update(range(i, j + 1))
+                i = j + 1
+                continue
+        i += 1
+    return " ".join(t for k, t in enumerate(toks) if k not in drop) if drop else text
+
+
 # ---------------------------------------------------------------- sentence units
 
 # No sentence ends after these ("68% vs. 16%", "e.g. Apple", "U.S. companies").

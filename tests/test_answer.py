@@ -22,7 +22,7 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
-from reportqa.answer.text import detect_lang, number_on, numbers, units
+from reportqa.answer.text import detect_lang, number_on, numbers, strip_axes, units
 from reportqa.index.types import PageHit, Passage
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import load_settings
@@ -200,6 +200,25 @@ def test_figure_borrowed_from_another_subjects_page_is_withdrawn():
     g = ground("ChatGPT reached 800MM weekly users and DeepSeek 54MM monthly users.", sources(10, 30), [10, 30],
                question="How do ChatGPT and DeepSeek compare in users?")
     assert sorted(g.kept[0].pages) == [10, 30]
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("4.5 0.2 0 2 4 6 8 10 12 Netflix", "4.5 0.2 Netflix"),  # values, then the axis
+    ("Indexed, % -50% 150% 350% 550% 2018 2019 2020 2021 / AI Jobs", "Indexed, % / AI Jobs"),
+    ("$0 $1 $2 $3 Revenue 1 100 10,000 1,000,000 Units", "Revenue Units"),
+    ("18% 33% 21% 0% 50% 100%", "18% 33% 21%"),
+    ("10% 20% 30% of users; 2021 2025", "10% 20% 30% of users; 2021 2025"),  # three not from zero, two years
+])
+def test_chart_axis_ticks_are_stripped(text, kept):
+    assert strip_axes(text) == kept
+
+
+def test_axis_tick_does_not_support_a_figure():
+    page = PageRecord(315, "ChatGPT App @ 530MM MAUs in 23 Months\nMAUs (MM)\n0\n200\n400\n600", "", "s")
+    srcs = [Source.build(PageHit(315, 0.9, "", "content"), page)]
+    assert not ground("The ChatGPT app had 600MM monthly users [p. 315].", srcs, [315]).kept
+    assert ground("The ChatGPT app had 530MM monthly users [p. 315].", srcs, [315]).kept
+    assert "600" not in select_context("How many MAUs does the ChatGPT app have?", srcs, 200)[0][1][-1]
 
 
 def test_hyphenated_name_wrapped_on_the_page_is_found():
