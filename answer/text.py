@@ -120,7 +120,7 @@ _SCALES = {
 }
 _NUM_RE = re.compile(
     r"(?<![A-Za-z0-9.])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-    r"(?:\s?(?P<unit>万亿|十万|百万|千万|十亿|百亿|千亿|[千万亿]|(?:thousand|millions?|billions?|trillions?)(?![A-Za-z])"
+    r"(?:\s?(?:[多余](?=[十百千万亿]))?(?P<unit>万亿|十万|百万|千万|十亿|百亿|千亿|[千万亿]|(?:thousand|millions?|billions?|trillions?)(?![A-Za-z])"
     r"|%|％|percent(?![A-Za-z])|per cent|[×倍])"
     r"|(?P<suffix>mm|mn|bn|tn|[kmbtx])(?![A-Za-z]))?",  # one-letter suffixes only right after the digits
     re.IGNORECASE,

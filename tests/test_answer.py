@@ -85,7 +85,7 @@ def sources(*pages):
     ("800 million", "800MM"), ("8亿", "800MM"), ("800MM", "8亿"), ("2120亿美元", "$212B"), ("$212 billion", "$212B"),
     ("5.5x", "5.5x"), ("5.5倍", "5.5x"), ("99.7%", "99.7%"), ("99.7 percent", "99.7％"), ("1,234", "1234"),
     ("25万", "250K"), ("1.5万亿", "$1.5T"), ("800 million", "Weekly Active Users (MM)\n800"), ("27%", "27"),
-    ("15个月", "ARR in Fifteen Months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"),
+    ("15个月", "ARR in Fifteen Months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"), ("500多万", "5MM+"),
 ])
 def test_numbers_match_after_normalization(answer, page):
     (n,) = numbers(answer)
