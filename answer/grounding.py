@@ -338,6 +338,24 @@ def format_number(value: float, lang: Lang, page_form: str) -> str:
     return page_form
 
 
+def zh_figures(text: str) -> str:
+    """English-scaled figures in a Chinese sentence written the Chinese way: "$10MM" -> "1000万美元", "5.5B" -> "55亿".
+    The model is shown the figures as printed and copies them; converting them is code's job, since a 1.5B model
+    converting "$10MM" writes "100万" as often as "1000万"."""
+    for n in numbers(text):
+        at = text.find(n.text)
+        if n.kind != "n" or n.value < 1e4 or n.value == n.mantissa or cjk_count(n.text) or at < 0:
+            continue
+        dollar = text[at - 1:at] == "$"
+        start, end = at - dollar, at + len(n.text)
+        zh = format_number(n.value, "zh", n.text)
+        if dollar and not text[end:].lstrip().startswith("美元"):
+            plus = text[end:end + 1] == "+"
+            zh, end = zh + ("+" if plus else "") + "美元", end + plus
+        text = text[:start] + zh + text[end:]
+    return text
+
+
 def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> list[tuple[str, str]]:
     """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
     number that no retrieved page states takes the value of the one page number with the same digits and another
@@ -394,6 +412,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             what = [nums[x].text if isinstance(x, int) else x for x in missing]
             g.dropped.append((s.text, "not on the pages that support it: " + ", ".join(sorted(what))))
         else:
+            if lang == "zh":
+                s.text = zh_figures(s.text)
             g.kept.append(Checked(s, pages, {p: quote(s, by_page[p], lex) for p in pages}))
     return g
 

@@ -19,7 +19,7 @@ Answer: About 17MM EVs were sold in 2024 [p. 7]. Battery pack prices fell 89% fr
 报告摘录：
 [p. 12] Best-Selling Car Worldwide in 2023 = Tesla Model Y, 1.2MM Units Sold, per JATO / 2023年全球最畅销汽车
 问题：2023年全球最畅销的汽车是哪款？卖了多少辆？
-回答：根据报告，2023年全球最畅销的汽车是特斯拉Model Y，售出120万辆 [p. 12]。
+回答：根据报告，2023年全球最畅销的汽车是特斯拉Model Y，售出1.2MM辆 [p. 12]。
 
 Report excerpts:
 [p. 4] Charging Stations in Europe = 630K in 2023, per ACEA

@@ -19,6 +19,7 @@ from reportqa.answer.grounding import (
     on_topic,
     select_context,
     split_answer,
+    zh_figures,
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
@@ -244,6 +245,19 @@ def test_number_in_the_wrong_scale_is_repaired_from_the_page():
     assert g.kept[0].sentence.text == "ChatGPT每周活跃用户达到8亿" and g.repaired == [("80亿", "8亿")]
     g = ground("CapEx reached $21.2B in 2024 [p. 20].", sources(20), [20], lang="en")
     assert g.kept[0].sentence.text == "CapEx reached $212B in 2024"
+
+
+@pytest.mark.parametrize("said, shown", [
+    ("收入从$10MM增长到$70MM", "收入从1000万美元增长到7000万美元"), ("收入为$1.9B美元", "收入为19亿美元"),
+    ("除草230K+英亩", "除草23万+英亩"), ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
+])
+def test_english_scaled_figures_are_written_the_chinese_way(said, shown):
+    assert zh_figures(said) == shown
+
+
+def test_chinese_answer_copying_a_figure_as_printed_is_shown_in_chinese_units():
+    g = ground("美国六大科技公司资本支出达到$212B [p. 20]。", sources(20), [20], lang="zh")
+    assert g.kept[0].sentence.text == "美国六大科技公司资本支出达到2120亿美元"
 
 
 def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
