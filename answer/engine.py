@@ -42,6 +42,8 @@ MIN_COVERAGE = 0.17
 # At or above this coverage the model's "not in the report" (or an answer the checks withdrew) is not trusted:
 # the best-matching evidence sentences are shown instead, as long as they carry this share of the question's terms.
 TRUST_COVERAGE = 0.6
+# At or above this coverage such an answer gets a second, more direct attempt first.
+RETRY_COVERAGE = 0.5
 EXTRACT_SHARE = 0.4
 REWRITE_MAX_TOKENS = 60
 _CITES = re.compile(r"\s*\[p\. \d+\]")
@@ -178,8 +180,33 @@ class AnswerEngine:
 
     def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
                order: list[int]) -> list[Checked]:
-        """The sentences of the model's answer that survive the grounding rules, repaired for language; the evidence
-        quoted instead when nothing survives but the pages cover the question well; [] means refuse."""
+        """The sentences of the model's answer that survive the grounding rules, repaired for language; when nothing
+        survives but the pages cover the question, a second, more direct attempt, then the evidence quoted; []
+        means refuse."""
+        lang, question = ans.lang, ans.standalone_question
+        kept = self._grounded(raw, ans, sources, messages, order)
+        if not facts(kept) and cov >= RETRY_COVERAGE:
+            # A refusal or an answer that did not hold up, on pages that share most of the question's terms, is
+            # more often the small model's slip (restating the question, mis-reading a figure) than a gap.
+            log.info("no usable answer at coverage %.2f; asking once more", cov)
+            try:
+                retry = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
+                log.debug("raw answer (second attempt): %r", retry)
+                kept = self._grounded(retry, ans, sources, messages, order)
+            except Exception as e:
+                log.warning("LLM failed on the second attempt: %s", e)
+        if not facts(kept) and cov >= TRUST_COVERAGE:
+            # Still nothing, yet the pages cover the question well: quote them.
+            kept = fallback_answer(question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
+            if kept:
+                kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
+            log.info("model gave no usable answer at coverage %.2f; %s", cov,
+                     "quoting the evidence" if kept else "nothing to quote")
+        return kept
+
+    def _grounded(self, raw: str, ans: Answer, sources: list[Source], messages: list[Message],
+                  order: list[int]) -> list[Checked]:
+        """One model answer through the grounding rules, the topic check and the language repair."""
         lang, question = ans.lang, ans.standalone_question
         g = ground(raw, sources, order, lang, self.lexicon, question)
         for text, why in g.dropped:
@@ -194,20 +221,14 @@ class AnswerEngine:
         latin_ok = frozenset(self.lexicon.zh_latin) | terms(question) if self.lexicon else None
         if kept and not in_lang(kept, lang, latin_ok):
             kept = self._repair_language(messages, lang, sources, order, kept, question, latin_ok)
-        if not facts(kept) and cov >= TRUST_COVERAGE:
-            # The model refused, or nothing it said held up, yet the pages cover the question well: quote them.
-            kept = fallback_answer(question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
-            if kept:
-                kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
-            log.info("model gave no usable answer at coverage %.2f; %s", cov,
-                     "quoting the evidence" if kept else "nothing to quote")
         return kept
 
-    def _generate(self, messages: list[Message], lang: Lang, retry: bool = False) -> Iterator[str]:
-        """Stream an answer. Chinese answers start from a Chinese prefill, which a small model continues in Chinese
-        far more reliably than it obeys an instruction to switch languages."""
-        if retry:
-            messages = [messages[0], Message("user", messages[1].content + prompts.ANSWER_RETRY[lang])]
+    def _generate(self, messages: list[Message], lang: Lang, hint: str = "") -> Iterator[str]:
+        """Stream an answer (with `hint` added to the instructions). Chinese answers start from a Chinese prefill,
+        which a small model continues in Chinese far more reliably than it obeys an instruction to switch
+        languages."""
+        if hint:
+            messages = [messages[0], Message("user", messages[1].content + hint)]
         prefill = prompts.PREFILL[lang] if self.llm.prefill else ""
         if prefill:
             messages = [*messages, Message("assistant", prefill)]
@@ -221,7 +242,7 @@ class AnswerEngine:
         the answer from evidence sentences in the asker's language."""
         log.info("answer not in %s; asking again", lang)
         try:
-            retry = "".join(self._generate(messages, lang, retry=True))
+            retry = "".join(self._generate(messages, lang, prompts.ANSWER_RETRY[lang]))
             g = ground(retry, sources, order, lang, self.lexicon, question)
             if facts(g.kept) and in_lang(g.kept, lang, latin_ok):
                 return g.kept

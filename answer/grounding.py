@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import (
@@ -50,6 +51,25 @@ class Source:
             us = units(text)
         # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
         return cls(hit.page, hit.score, text, us, terms(text), numbers(" \n".join(map(strip_axes, us)), spelled=True))
+
+
+_JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
+
+
+@lru_cache(maxsize=1024)
+def _spelled_out(name: str) -> re.Pattern | None:
+    return re.compile(r"\b" + _JOINT.join(f"{c.upper()}[a-z]+" for c in name) + r"\b") if (
+        3 <= len(name) <= 5 and name.isalpha()) else None
+
+
+def named_on(name: str, src: Source) -> bool:
+    """Is the name (a content term, lower case) on the page: as is, wrapped at its hyphen ("o3- mini"), or as the
+    words an acronym stands for ("fsd" on a page that says "Full Self-Driving", "fda": "Food and Drug
+    Administration")?"""
+    if name in src.terms or "-" in name and terms(name.replace("-", " ")) <= src.terms:
+        return True
+    pattern = _spelled_out(name)
+    return bool(pattern and pattern.search(src.text))
 
 
 # ---------------------------------------------------------------- term matching across languages
@@ -119,7 +139,8 @@ def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
     places = zh_places(question)
     if not names(question) and not places:
         return True
-    return bool(names(question) & target) or any(Query.of(p, lex).share(target) >= 0.5 for p in places)
+    return any(named_on(n, s) for n in names(question) for s in cited) or any(
+        Query.of(p, lex).share(target) >= 0.5 for p in places)
 
 
 # ---------------------------------------------------------------- prompt context
@@ -285,9 +306,7 @@ def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
     hits, frac = st.count(src.terms), st.share(src.terms)
     strong_nums = sum(1 for i in found if _informative(nums[i]))
     ok = frac >= SUPPORT_SHARE or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
-    # "o3-mini" is on a page that wraps it as "o3- mini"
-    covered = frozenset([*found, *(n for n in names(s.text) if n in src.terms or "-" in n and terms(
-        n.replace("-", " ")) <= src.terms)])
+    covered = frozenset([*found, *(n for n in names(s.text) if named_on(n, src))])
     return Support(ok, frac + 0.3 * len(found) + 0.2 * strong_nums, covered)
 
 
@@ -479,7 +498,8 @@ def in_lang(kept: list[Checked], lang: Lang, latin_ok: frozenset[str] | None = N
 
 def _names_on(question: str, src: Source, lex: Lexicon | None) -> bool:
     """Is the page about everything the question names ("ChatGPT" and "中国" in "ChatGPT在中国…")?"""
-    return names(question) <= src.terms and all(Query.of(p, lex).share(src.terms) >= 0.5 for p in zh_places(question))
+    return all(named_on(n, src) for n in names(question)) and all(
+        Query.of(p, lex).share(src.terms) >= 0.5 for p in zh_places(question))
 
 
 def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: list[Checked],

@@ -48,6 +48,12 @@ ANSWER_RETRY = {
     "zh": "必须用中文回答，不要用英文句子。",
 }
 
+# Second attempt when the first answer was a refusal or did not hold up, yet the excerpts cover the question.
+ANSWER_DIRECT = {
+    "en": " The excerpts do contain the answer: state it directly, with the figures and names exactly as printed.",
+    "zh": "摘录中有答案：请直接回答，不要重复问题，数字和名称照摘录原样写。",
+}
+
 # Opening words for the answer turn: continuing a sentence that has already started in the right language is the
 # cheapest way to keep a 1.5B model in that language.
 PREFILL = {"en": "", "zh": "根据报告，"}

@@ -229,6 +229,17 @@ def test_hyphenated_name_wrapped_on_the_page_is_found():
     assert g.kept and g.kept[0].pages == [264]
 
 
+def test_acronym_the_page_spells_out_is_found():
+    page = PageRecord(301, "For full self-driving, we released version 12.\nWe replaced 330,000 lines of C++ code "
+                           "with neural nets.\nTesla Cumulative Full Self-Driving Miles",
+                      "我们用神经网络替换了330,000 行 C++ 代码。", "s")
+    srcs = [Source.build(PageHit(301, 0.9, "", "content"), page)]
+    q = "特斯拉在FSD第12版中用神经网络替换了多少行C++代码？"
+    g = ground("特斯拉在FSD第12版中用神经网络替换了330,000行C++代码。", srcs, [301], lang="zh", question=q)
+    assert g.kept and g.kept[0].pages == [301] and on_topic(q, srcs, None)
+    assert not on_topic("What did the FDA approve?", srcs, None)
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
@@ -268,8 +279,8 @@ def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
     assert g.kept[0].sentence.text == "Spotify的月活跃用户和订阅用户分别为6.78亿和2.68亿" and g.kept[0].pages == [47]
     page = PageRecord(306, "Carbon Robotics: 230K acres weeded, 100K gallons of glyphosate avoided, $1B raised, "
                            "1,000 robots", "", "s")
-    g = ground("Carbon Robotics除草23万英亩，避免使用100万加仑草甘膦。", [Source.build(PageHit(306, 0.9, "", "content"), page)],
-               [306], lang="zh")
+    srcs = [Source.build(PageHit(306, 0.9, "", "content"), page)]
+    g = ground("Carbon Robotics除草23万英亩，避免使用100万加仑草甘膦。", srcs, [306], lang="zh")
     assert g.repaired == [("100万", "10万")]
 
 
