@@ -383,7 +383,7 @@ def test_question_about_a_name_the_report_never_uses_is_refused_without_the_mode
 
 
 def test_model_refusal_is_reported_in_the_askers_language(unit_settings):
-    eng, _ = engine(unit_settings, ["NOT IN REPORT"])
+    eng, _ = engine(unit_settings, ["NOT IN REPORT", "NOT IN REPORT"])
     ans = eng.ask("ChatGPT在中国的每周活跃用户有多少？")
     assert ans.refused and ans.lang == "zh" and "报告中" in ans.answer and "第" in ans.answer
 
@@ -394,11 +394,18 @@ def test_hallucinated_number_is_withdrawn(unit_settings):
     assert llm.calls and ans.refused and "1.2B" not in ans.answer
 
 
-def test_well_covered_question_the_model_fails_on_gets_the_evidence_quoted(unit_settings):
+def test_well_covered_question_the_model_fails_on_is_asked_again(unit_settings):
+    eng, llm = engine(unit_settings, ["NOT IN REPORT", "ChatGPT reached 800MM weekly active users [p. 10]."])
+    ans = eng.ask("How many weekly active users does ChatGPT have?")
+    assert len(llm.calls) == 2 and "state it directly" in llm.calls[1][1].content
+    assert not ans.refused and ans.answer == "ChatGPT reached 800MM weekly active users [p. 10]."
+
+
+def test_well_covered_question_the_model_fails_on_twice_gets_the_evidence_quoted(unit_settings):
     for reply in ("NOT IN REPORT", "ChatGPT reached 1.2B weekly active users [p. 10]."):
-        eng, _ = engine(unit_settings, [reply])
+        eng, llm = engine(unit_settings, [reply, reply])
         ans = eng.ask("How many weekly active users does ChatGPT have?")
-        assert not ans.refused and "1.2B" not in ans.answer
+        assert len(llm.calls) == 2 and not ans.refused and "1.2B" not in ans.answer
         assert ans.answer == ("The report says: ChatGPT reached 800MM weekly active users in 4/25, up 8x in 17 months "
                               "[p. 10].")
 
