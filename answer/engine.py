@@ -45,6 +45,8 @@ TRUST_COVERAGE = 0.6
 # At or above this coverage such an answer gets a second, more direct attempt first.
 RETRY_COVERAGE = 0.5
 EXTRACT_SHARE = 0.4
+# An evidence line standing in for an answer in the wrong language must still be about the question.
+HINTED_SHARE = 0.2
 REWRITE_MAX_TOKENS = 60
 _CITES = re.compile(r"\s*\[p\. \d+\]")
 
@@ -251,7 +253,7 @@ class AnswerEngine:
         right = [c for c in kept if in_lang([c], lang, latin_ok)]
         if facts(right):
             return right
-        return fallback_answer(question, lang, sources, facts(kept), self.lexicon)
+        return fallback_answer(question, lang, sources, facts(kept), self.lexicon, min_share=HINTED_SHARE)
 
     def _standalone(self, question: str, history: History | None) -> str:
         if not needs_rewrite(question, history):

@@ -479,15 +479,17 @@ def render(kept: list[Checked], lang: Lang) -> str:
 # ---------------------------------------------------------------- language
 
 _LOWER_WORD = re.compile(r"(?<![A-Za-z])[a-z]{3,}(?![A-Za-z])")
+_LATIN_CLAUSE = re.compile(r"(?:[A-Za-z][A-Za-z0-9'’.&-]*\s+){5,}[A-Za-z]")  # six words in a row: no name is that long
 
 
 def sentence_in_lang(text: str, lang: Lang, latin_ok: frozenset[str] | None = None) -> bool:
     """Names and figures may stay as written; a whole English clause in a Chinese answer (or Chinese words in an
     English one) may not. With `latin_ok`, a Chinese sentence may use a lower-case English word only if it is in
-    that set (words the report's Chinese text or the question use, like "token"): "解决 unfamiliar问题" is mixed."""
+    that set (words the report's Chinese text or the question use, like "token"): "解决 unfamiliar问题" is mixed. Six
+    Latin words in a row are a pasted English line, not a name."""
     if lang == "en":
         return cjk_count(text) <= 2
-    if detect_lang(text) != "zh":
+    if detect_lang(text) != "zh" or _LATIN_CLAUSE.search(text):
         return False
     return latin_ok is None or all(terms(w) <= latin_ok for w in _LOWER_WORD.findall(text))
 
@@ -508,9 +510,9 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
 
     With `hints` (the model's checked sentences, in the wrong language): for each page they cite, the unit in `lang`
     that best matches them and the question, plus their verified figures when that unit lacks them (chart values are
-    often printed only in English). Without hints: the single best unit of the two best pages, if it carries
-    `min_share` of the question's weight, and its page is on topic and has every name the question uses (so "…in
-    Europe" is not answered with a China figure)."""
+    often printed only in English). Without hints: the single best unit of the two best pages, if its page is on
+    topic and has every name the question uses (so "…in Europe" is not answered with a China figure). Either way
+    the unit must carry `min_share` of the question's own weight."""
     by_page = {s.page: s for s in sources}
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
     cands: list[tuple[float, Checked]] = []
@@ -523,7 +525,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         units_in_lang = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
         best = max(units_in_lang, key=lambda u: probe.hit(terms(u)), default="")
         share = probe.share(terms(best)) if best else 0.0
-        if not share or share < min_share:
+        if not share or Query.of(question, lex).share(terms(best)) < min_share:
             continue
         best = best.rstrip("。.!！?？ ")
         if len(best) > QUOTE_CHARS:

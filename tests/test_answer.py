@@ -14,10 +14,12 @@ from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, Scrip
 from reportqa.answer.grounding import (
     Source,
     coverage,
+    fallback_answer,
     ground,
     is_refusal,
     on_topic,
     select_context,
+    sentence_in_lang,
     split_answer,
     zh_figures,
 )
@@ -445,6 +447,21 @@ def test_english_words_inside_a_chinese_answer_count_as_wrong_language(unit_sett
                                       "ChatGPT每周活跃用户达到8亿 [p. 10]。"])
     ans = eng.ask("ChatGPT的每周活跃用户有多少？")
     assert len(llm.calls) == 2 and "reached" not in ans.answer and "8亿" in ans.answer
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Meta Platforms (Facebook) 的用户达到34亿", True),
+    ("Claude Opus 4、Claude Sonnet 4 和 Gemini 2.5 Flash 已发布", True),
+    ("数据有：OpenAI ChatGPT Leads per YipitData Estimated Global Monthly Active Desktop User Share", False),
+])
+def test_a_pasted_english_line_makes_a_chinese_sentence_mixed(text, ok):
+    assert sentence_in_lang(text, "zh") == ok
+
+
+def test_evidence_line_standing_in_for_a_wrong_language_answer_must_be_about_the_question():
+    hint = ground("DeepSeek reached 54MM monthly active users in China [p. 30].", sources(30), [30]).kept
+    assert fallback_answer("DeepSeek在中国的月活跃用户有多少？", "zh", sources(30), hint, min_share=0.2)
+    assert not fallback_answer("DeepSeek的版权诉讼有哪些？", "zh", sources(30), hint, min_share=0.2)
 
 
 def test_english_question_gets_no_chinese(unit_settings):
