@@ -89,6 +89,7 @@ def sources(*pages):
     ("5.5x", "5.5x"), ("5.5倍", "5.5x"), ("99.7%", "99.7%"), ("99.7 percent", "99.7％"), ("1,234", "1234"),
     ("25万", "250K"), ("1.5万亿", "$1.5T"), ("800 million", "Weekly Active Users (MM)\n800"), ("27%", "27"),
     ("15个月", "ARR in Fifteen Months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"), ("500多万", "5MM+"),
+    ("8个月", "下载量在八个月内增加"),
 ])
 def test_numbers_match_after_normalization(answer, page):
     (n,) = numbers(answer)
