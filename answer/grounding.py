@@ -362,9 +362,10 @@ def zh_figures(text: str) -> str:
     The model is shown the figures as printed and copies them; converting them is code's job, since a 1.5B model
     converting "$10MM" writes "100万" as often as "1000万"."""
     for n in numbers(text):
-        at = text.find(n.text)
-        if n.kind != "n" or n.value < 1e4 or n.value == n.mantissa or cjk_count(n.text) or at < 0:
+        m = re.search(rf"(?<![\d.,]){re.escape(n.text)}", text)
+        if n.kind != "n" or n.value < 1e4 or n.value == n.mantissa or cjk_count(n.text) or not m:
             continue
+        at = m.start()
         dollar = text[at - 1:at] == "$"
         start, end = at - dollar, at + len(n.text)
         zh = format_number(n.value, "zh", n.text)

@@ -188,25 +188,29 @@ def strip_axes(text: str) -> str:
     three from zero. A small model reads ticks as data ("600 users" for a 530MM chart); the values a chart
     labels rarely step evenly."""
     toks = text.split(" ")
-    parsed = [(m.group(2), m.group(4), float(m.group(1) + m.group(3).replace(",", ""))) if (m := _TICK.match(t))
-              else None for t in toks]
+    ticks = [(m.group(2), m.group(4), float(m.group(1) + m.group(3).replace(",", ""))) if (m := _TICK.match(t))
+             else None for t in toks]
+
+    def step(x: float, y: float, ratio: bool) -> float:
+        return y / x if ratio else y - x
+
     drop: set[int] = set()
     i = 0
-    while i < len(toks):
-        j = i + 1
-        if parsed[i] and i + 1 < len(toks) and parsed[i + 1] and parsed[i + 1][:2] == parsed[i][:2]:
-            a, b = parsed[i][2], parsed[i + 1][2]
-            step = (lambda x, y: y - x) if b != a and (a == 0 or b / a not in (10, 100, 1000)) else (
-                lambda x, y: y / x if x else None)
-            d = step(a, b)
-            while j + 1 < len(toks) and parsed[j + 1] and parsed[j + 1][:2] == parsed[i][:2] and d and math.isclose(
-                    step(parsed[j][2], parsed[j + 1][2]) or 0, d):
-                j += 1
-            if d and (j - i + 1 >= 4 or (j - i + 1 == 3 and a == 0)):
-                drop.update(range(i, j + 1))
-                i = j + 1
-                continue
-        i += 1
+    while i + 1 < len(toks):
+        a, b = ticks[i], ticks[i + 1]
+        if not (a and b and a[:2] == b[:2] and a[2] != b[2]):
+            i += 1
+            continue
+        ratio = a[2] > 0 and b[2] / a[2] in (10, 100, 1000)
+        d, j = step(a[2], b[2], ratio), i + 1
+        while j + 1 < len(toks) and (c := ticks[j + 1]) and c[:2] == a[:2] and math.isclose(
+                step(ticks[j][2], c[2], ratio), d):
+            j += 1
+        if j - i + 1 >= 4 or (j - i + 1 == 3 and a[2] == 0):
+            drop.update(range(i, j + 1))
+            i = j + 1
+        else:
+            i += 1
     return " ".join(t for k, t in enumerate(toks) if k not in drop) if drop else text
 
 

@@ -263,7 +263,7 @@ def test_number_in_the_wrong_scale_is_repaired_from_the_page():
 
 @pytest.mark.parametrize("said, shown", [
     ("收入从$10MM增长到$70MM", "收入从1000万美元增长到7000万美元"), ("收入为$1.9B美元", "收入为19亿美元"),
-    ("除草230K+英亩", "除草23万+英亩"), ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
+    ("除草230K+英亩", "除草23万+英亩"), ("从110MM到10MM", "从1.1亿到1000万"), ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
 ])
 def test_english_scaled_figures_are_written_the_chinese_way(said, shown):
     assert zh_figures(said) == shown
