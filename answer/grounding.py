@@ -384,8 +384,8 @@ def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> l
     fixes = []
     by_page = {src.page: src for src in srcs}
     for n in _fact_numbers(s):
-        if any(number_on(n, src.nums) for src in srcs):
-            continue
+        if (n.kind == "n" and n.value == n.mantissa) or any(number_on(n, src.nums) for src in srcs):
+            continue  # a bare count ("30 countries") has no scale to get wrong
         for group in ([by_page[p] for p in first if p in by_page], srcs):
             cands = {p.value: p for src in group for p in src.nums if p.kind == n.kind and _informative(p)
                      and _digits(p) == _digits(n) and p.value != n.value and (n.kind != "n" or p.value != p.mantissa)}

@@ -285,6 +285,10 @@ def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
     srcs = [Source.build(PageHit(306, 0.9, "", "content"), page)]
     g = ground("Carbon Robotics除草23万英亩，避免使用100万加仑草甘膦。", srcs, [306], lang="zh")
     assert g.repaired == [("100万", "10万")]
+    page = PageRecord(307, "Carbon Robotics raised $3B for its weeding robots.", "", "s")
+    g = ground("Carbon Robotics has 30 robots [p. 307].", [Source.build(PageHit(307, 0.9, "", "content"), page)],
+               [307])
+    assert not g.repaired and not g.kept  # a bare count is not rescaled into "$3B robots"
 
 
 def test_axis_value_does_not_excuse_a_scale_the_page_contradicts():
