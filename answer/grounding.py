@@ -351,10 +351,15 @@ def _digits(n: Num) -> str:
 
 
 def format_number(value: float, lang: Lang, page_form: str) -> str:
+    """A page's figure as an answer in `lang` writes it: Chinese units in Chinese, the page's own form in English
+    unless that form is Chinese ("1.2 亿" becomes "120MM")."""
     if lang == "zh" and value >= 1e4:
         unit, scale = ("亿", 1e8) if value >= 1e8 else ("万", 1e4)
-        return f"{value / scale:.4f}".rstrip("0").rstrip(".") + unit
-    return page_form
+    elif lang == "en" and cjk_count(page_form) and value >= 1e3:
+        unit, scale = next((u, x) for u, x in (("T", 1e12), ("B", 1e9), ("MM", 1e6), ("K", 1e3)) if value >= x)
+    else:
+        return page_form
+    return f"{value / scale:.4f}".rstrip("0").rstrip(".") + unit
 
 
 def zh_figures(text: str) -> str:

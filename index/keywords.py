@@ -44,9 +44,10 @@ _EN_NUMBERS = {w: i for i, w in enumerate(
 _EN_NUMBERS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(),
                                                      start=2)})
 _ZH_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
-# 1..99 written with 十 (not 十分 "very"), or a single digit right before a time unit ("八年"); other single
+# 1..99 written with 十 (not 十分 "very"), or a single digit before a time unit ("八年", "八个月"); other single
 # characters such as 一 are too often part of ordinary words (统一, 一些) to be read as numbers
-_ZH_NUMERAL = re.compile(r"[一二两三四五六七八九]?十(?!分)[一二三四五六七八九]?|[一二两三四五六七八九](?=个?[年倍天月周])")
+_ZH_NUMERAL = re.compile(r"[一二两三四五六七八九]?十(?!分)[一二三四五六七八九]?"
+                         r"|[一二两三四五六七八九](?=个?[年倍天月周])")
 
 
 def _zh_numeral_value(m: re.Match) -> str:

@@ -263,7 +263,8 @@ def test_number_in_the_wrong_scale_is_repaired_from_the_page():
 
 @pytest.mark.parametrize("said, shown", [
     ("收入从$10MM增长到$70MM", "收入从1000万美元增长到7000万美元"), ("收入为$1.9B美元", "收入为19亿美元"),
-    ("除草230K+英亩", "除草23万+英亩"), ("从110MM到10MM", "从1.1亿到1000万"), ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
+    ("除草230K+英亩", "除草23万+英亩"), ("从110MM到10MM", "从1.1亿到1000万"),
+    ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
 ])
 def test_english_scaled_figures_are_written_the_chinese_way(said, shown):
     assert zh_figures(said) == shown
@@ -272,6 +273,14 @@ def test_english_scaled_figures_are_written_the_chinese_way(said, shown):
 def test_chinese_answer_copying_a_figure_as_printed_is_shown_in_chinese_units():
     g = ground("美国六大科技公司资本支出达到$212B [p. 20]。", sources(20), [20], lang="zh")
     assert g.kept[0].sentence.text == "美国六大科技公司资本支出达到2120亿美元"
+
+
+def test_repair_in_an_english_answer_writes_a_chinese_page_figure_the_english_way():
+    page = PageRecord(194, "Perplexity Annualized Revenue +7.6x in Fourteen Months",
+                      "Perplexity 年化收入增至 1.2 亿美元", "s")
+    g = ground("Perplexity's annualized revenue reached 1.2 billion [p. 194].",
+               [Source.build(PageHit(194, 0.9, "", "content"), page)], [194])
+    assert g.repaired == [("1.2 billion", "120MM")] and "120MM" in g.kept[0].sentence.text
 
 
 def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
