@@ -44,16 +44,16 @@ _EN_NUMBERS = {w: i for i, w in enumerate(
 _EN_NUMBERS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(),
                                                      start=2)})
 _ZH_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
-# 1..99 written with 十 (not 十分 "very"), or a single digit before a time unit ("八年", "八个月"); other single
+# 1..99 written with 十 (not 十分 "very"), or a single digit right before a time unit ("八年"); other single
 # characters such as 一 are too often part of ordinary words (统一, 一些) to be read as numbers
-_ZH_NUMERAL = re.compile(r"[一二两三四五六七八九]?十(?!分)[一二三四五六七八九]?"
-                         r"|[一二两三四五六七八九](?=个?[年倍天月周])")
+_ZH_TENS = r"[一二两三四五六七八九]?十(?!分)[一二三四五六七八九]?"
+_ZH_NUMERAL = re.compile(rf"{_ZH_TENS}|[一二两三四五六七八九](?=[年倍天月周])")
 
 
-def _zh_numeral_value(m: re.Match) -> str:
-    tens, _, ones = m[0].partition("十")
-    if "十" not in m[0]:
-        return str(_ZH_DIGITS[m[0]])
+def _zh_numeral_value(numeral: str) -> str:
+    tens, _, ones = numeral.partition("十")
+    if "十" not in numeral:
+        return str(_ZH_DIGITS[numeral])
     return str(10 * (_ZH_DIGITS[tens] if tens else 1) + (_ZH_DIGITS[ones] if ones else 0))
 
 
@@ -68,7 +68,7 @@ def _en_number_value(word: str) -> int | None:
 
 # counts spelled out before a unit of time or a multiple: "Fifteen Months", "十五个月", "八年", "三倍"
 _SPELLED_EN = re.compile(r"\b([a-z]+(?:-[a-z]+)?)\s+(months?|years?|weeks?|days?|quarters?|times)\b", re.I)
-_SPELLED_ZH = re.compile(rf"({_ZH_NUMERAL.pattern})个?([年月周天倍])")
+_SPELLED_ZH = re.compile(rf"({_ZH_TENS}|[一二两三四五六七八九])个?([年月周天倍])")  # also "八个月"
 
 
 def spelled_counts(text: str) -> list[tuple[int, str, str]]:
@@ -79,7 +79,7 @@ def spelled_counts(text: str) -> list[tuple[int, str, str]]:
         if value is not None:
             out.append((value, m[0], m[2].lower()))
     for m in _SPELLED_ZH.finditer(text):
-        out.append((int(_zh_numeral_value(_ZH_NUMERAL.match(m[0]))), m[0], m[2]))
+        out.append((int(_zh_numeral_value(m[1])), m[0], m[2]))
     return out
 
 
@@ -122,7 +122,7 @@ def _canonical(value: float) -> str:
 def tokenize(text: str) -> list[str]:
     """Tokens of mixed English/Chinese text, in order, stopwords removed."""
     text = unicodedata.normalize("NFKC", text).lower()  # full-width digits and % in the Chinese blocks
-    text = _ZH_NUMERAL.sub(_zh_numeral_value, text)
+    text = _ZH_NUMERAL.sub(lambda m: _zh_numeral_value(m[0]), text)
     out: list[str] = []
     for m in _TOKEN.finditer(text):
         if m["num"]:
