@@ -456,14 +456,23 @@ def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexico
     valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup]
     others = sorted((p for p in sup if p not in valid), key=lambda p: -sup[p].score)
     pages = valid or others[:1]
-    missing = {*range(len(_fact_numbers(s))), *named} - {x for p in pages for x in sup[p].covered}
+    nums = _fact_numbers(s)
+    missing = {*range(len(nums)), *named} - {x for p in pages for x in sup[p].covered}
     for p in others:  # a comparison across slides: the second page supplies its own figures and names
         if not missing:
             break
-        if p not in pages and sup[p].covered & missing:
+        # ... each figure next to a subject: a slide comparing ChatGPT's 530MM with DeepSeek does not state
+        # DeepSeek's 530MM
+        adds = {x for x in sup[p].covered & missing if not isinstance(x, int) or _beside(nums[x], by_page[p], subjects)}
+        if p not in pages and adds:
             pages.append(p)
-            missing -= sup[p].covered
+            missing -= adds
     return pages, missing
+
+
+def _beside(n: Num, src: Source, subjects: frozenset[str]) -> bool:
+    """Does a unit of the page state the number and name one of the subjects?"""
+    return not subjects or any(number_on(n, numbers(u, spelled=True)) and terms(u) & subjects for u in src.units)
 
 
 def facts(kept: list[Checked]) -> list[Checked]:

@@ -243,6 +243,17 @@ def test_acronym_the_page_spells_out_is_found():
     assert not on_topic("What did the FDA approve?", srcs, None)
 
 
+def test_figure_beside_another_subject_on_a_comparison_slide_is_not_borrowed():
+    compare = PageRecord(50, "Mobile App Users Compared\nChatGPT App reached 530MM MAUs.\nDeepSeek and Grok grew fast "
+                             "in 2025.", "", "s")
+    srcs = [*sources(30), Source.build(PageHit(50, 0.8, "", "content"), compare)]
+    q = "How many monthly active users did DeepSeek reach?"
+    assert not ground("DeepSeek reached 530MM monthly active users [p. 30].", srcs, [30, 50], question=q).kept
+    g = ground("ChatGPT's app reached 530MM MAUs and DeepSeek 54MM.", srcs, [30, 50],
+               question="How do ChatGPT and DeepSeek compare?")
+    assert sorted(g.kept[0].pages) == [30, 50]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
