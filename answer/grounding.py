@@ -383,7 +383,7 @@ def zh_figures(text: str) -> str:
 
 def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> list[tuple[str, str]]:
     """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
-    number that no retrieved page states takes the value of the one page number with the same digits and another
+    number that none of `srcs` states takes the value of the one number of theirs with the same digits and another
     scale (the same digits as written, if several), looked for on the pages the sentence cites (`first`) before all
     of them."""
     fixes = []
@@ -430,6 +430,13 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             continue
         g.repaired += _rescale(s, sources, _resolve(s.cited, s.inline, by_page, context_pages), lang)
         pages, missing = _cite(s, by_page, context_pages, lex, question)
+        if pages and any(isinstance(x, int) for x in missing):
+            # stated on some retrieved page, but not beside this sentence's subject: "37亿" (OpenAI's $3.7B) for
+            # the $37B of the page about Alphabet
+            fixes = _rescale(s, [by_page[p] for p in pages], pages, lang)
+            if fixes:
+                g.repaired += fixes
+                pages, missing = _cite(s, by_page, context_pages, lex, question)
         if not pages:
             g.dropped.append((s.text, "no retrieved page supports it"))
         elif missing:

@@ -294,6 +294,15 @@ def test_repair_in_an_english_answer_writes_a_chinese_page_figure_the_english_wa
     assert g.repaired == [("1.2 billion", "120MM")] and "120MM" in g.kept[0].sentence.text
 
 
+def test_mis_scaled_number_found_only_beside_another_subject_is_repaired_from_the_supporting_page():
+    capex = PageRecord(174, "CapEx 2024: Microsoft $56B, Alphabet (Google) $37B", "资本支出", "s")
+    openai = PageRecord(179, "OpenAI revenue $3.7B in 2024", "", "s")
+    srcs = [Source.build(PageHit(p.page, 0.9, "", "content"), p) for p in (capex, openai)]
+    g = ground("Alphabet 2024年的资本支出是37亿美元。", srcs, [174, 179], lang="zh",
+               question="Alphabet 2024年的资本支出是多少？")
+    assert g.kept[0].sentence.text == "Alphabet 2024年的资本支出是370亿美元" and g.kept[0].pages == [174]
+
+
 def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
     # "678万" shares no figure with the page, so nothing supports the sentence until its number is repaired
     page = PageRecord(47, "In Q1:25, Spotify had 678MM Monthly Active Users and 268MM Subscribers.", "", "s")
