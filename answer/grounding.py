@@ -33,12 +33,14 @@ _CJK_RANGE = r"\u3400-\u9fff"
 
 @dataclass
 class Source:
-    """A retrieved page as the checks see it: its full text (both languages), split into units."""
+    """A retrieved page as the checks see it: its full text (both languages), split into units, and those units
+    without chart axis ticks (`plain`: what the prompt shows and where the page's figures are read)."""
 
     page: int
     score: float
     text: str
     units: list[str]
+    plain: list[str]
     terms: frozenset[str]
     nums: list[Num]
 
@@ -49,8 +51,9 @@ class Source:
         else:
             text = "\n".join(p.text for p in hit.passages)
             us = units(text)
+        plain = [strip_axes(u) for u in us]
         # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
-        return cls(hit.page, hit.score, text, us, terms(text), numbers(" \n".join(map(strip_axes, us)), spelled=True))
+        return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True))
 
 
 _JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
@@ -182,10 +185,8 @@ def select_context(question: str, sources: list[Source], budget: int,
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
-    shown: dict[tuple[int, int], str] = {}
     for rank, s in enumerate(sources):
-        us = [strip_axes(u) for u in s.units]
-        shown.update(((s.page, i), u) for i, u in enumerate(us))
+        us = s.plain
         scores = [_unit_score(q, wants_number, u) for u in us]
         for i, u in enumerate(us):
             score = scores[i]
@@ -204,7 +205,8 @@ def select_context(question: str, sources: list[Source], budget: int,
             continue
         picked[page].add(i)
         used += cost
-    return [(page, [shown[page, i] for i in sorted(idx)]) for page, idx in picked.items() if idx]
+    by_page = {s.page: s for s in sources}
+    return [(page, [by_page[page].plain[i] for i in sorted(idx)]) for page, idx in picked.items() if idx]
 
 
 def format_context(context: list[tuple[int, list[str]]]) -> str:
@@ -537,6 +539,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
     the unit must carry `min_share` of the question's own weight."""
     by_page = {s.page: s for s in sources}
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
+    asked = Query.of(question, lex)
     cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
@@ -547,7 +550,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         units_in_lang = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
         best = max(units_in_lang, key=lambda u: probe.hit(terms(u)), default="")
         share = probe.share(terms(best)) if best else 0.0
-        if not share or Query.of(question, lex).share(terms(best)) < min_share:
+        if not share or asked.share(terms(best)) < min_share:
             continue
         best = best.rstrip("。.!！?？ ")
         if len(best) > QUOTE_CHARS:
