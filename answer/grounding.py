@@ -539,7 +539,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
     the unit must carry `min_share` of the question's own weight."""
     by_page = {s.page: s for s in sources}
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
-    asked = Query.of(question, lex)
+    asked, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
@@ -547,8 +547,10 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
             continue
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)
-        units_in_lang = [u for u in src.units if sentence_in_lang(u, lang) and terms(u)]
-        best = max(units_in_lang, key=lambda u: probe.hit(terms(u)), default="")
+        in_lang_idx = [i for i, u in enumerate(src.plain) if sentence_in_lang(u, lang) and terms(u)]
+        i_best = max(in_lang_idx, key=lambda i: probe.share(terms(src.plain[i])) + (0.25 if wants_number and any(
+            _informative(n) for n in numbers(src.plain[i])) else 0), default=None)
+        best = src.plain[i_best] if i_best is not None else ""
         share = probe.share(terms(best)) if best else 0.0
         if not share or asked.share(terms(best)) < min_share:
             continue
