@@ -157,14 +157,17 @@ CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherit
 NEIGHBOUR = 0.5  # any other unit next to a matching one: a quote's speaker, a chart label's value line
 
 
+def _figure_bonus(wants_number: bool, unit: str) -> float:
+    """Extra score for a unit that states a figure, when the question asks for a quantity."""
+    return 0.25 if wants_number and any(_informative(n) for n in numbers(unit)) else 0.0
+
+
 def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
     ut = terms(unit)
     if not ut:
         return 0.0  # axis values, stray digits
-    hit = q.share(ut)
-    if wants_number and any(_informative(n) for n in numbers(unit)):
-        hit += 0.25
-    return hit / (1 + est_tokens(unit) / 120)  # a long unit must earn its place in the budget
+    # a long unit must earn its place in the budget
+    return (q.share(ut) + _figure_bonus(wants_number, unit)) / (1 + est_tokens(unit) / 120)
 
 
 def _continues(prev: str, nxt: str) -> bool:
@@ -547,10 +550,9 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
             continue
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)
-        in_lang_idx = [i for i, u in enumerate(src.plain) if sentence_in_lang(u, lang) and terms(u)]
-        i_best = max(in_lang_idx, key=lambda i: probe.share(terms(src.plain[i])) + (0.25 if wants_number and any(
-            _informative(n) for n in numbers(src.plain[i])) else 0), default=None)
-        best = src.plain[i_best] if i_best is not None else ""
+        units_in_lang = [u for u in src.plain if sentence_in_lang(u, lang) and terms(u)]
+        # a chart title matches the question's words best; for "how many" the line with the figure is the answer
+        best = max(units_in_lang, key=lambda u: probe.share(terms(u)) + _figure_bonus(wants_number, u), default="")
         share = probe.share(terms(best)) if best else 0.0
         if not share or asked.share(terms(best)) < min_share:
             continue
