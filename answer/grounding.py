@@ -551,8 +551,10 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         said = [c.sentence.text for c in hints if page in c.pages]
         probe = Query.of(" ".join([question, *said]), lex)
         units_in_lang = [u for u in src.plain if sentence_in_lang(u, lang) and terms(u)]
-        # a chart title matches the question's words best; for "how many" the line with the figure is the answer
-        best = max(units_in_lang, key=lambda u: probe.share(terms(u)) + _figure_bonus(wants_number, u), default="")
+        # a chart title matches the question's words best; for "how many", a line with the figure that is still
+        # about the question answers it
+        best = max(units_in_lang, key=lambda u, probe=probe: probe.share(terms(u)) + (
+            _figure_bonus(wants_number, u) if asked.share(terms(u)) >= min_share else 0.0), default="")
         share = probe.share(terms(best)) if best else 0.0
         if not share or asked.share(terms(best)) < min_share:
             continue

@@ -22,6 +22,16 @@ Answer: About 17MM EVs were sold in 2024 [p. 7]. Battery pack prices fell 89% fr
 回答：根据报告，2023年全球最畅销的汽车是特斯拉Model Y，售出1.2MM辆 [p. 12]。
 
 Report excerpts:
+[p. 15] Days to Reach 1MM Users / ~900 240 35 / Product A (1998) Product B (2008) Product C (2021)
+Question: How many days did Product B take to reach 1MM users?
+Answer: Product B took about 240 days to reach 1MM users [p. 15].
+
+报告摘录：
+[p. 21] Contoso Cloud Revenue = $45B in 2024, +32% Y/Y / Contoso 云业务收入
+问题：Contoso 2024年的云业务收入是多少？同比增长多少？
+回答：根据报告，Contoso 2024年的云业务收入为$45B，同比增长32% [p. 21]。
+
+Report excerpts:
 [p. 4] Charging Stations in Europe = 630K in 2023, per ACEA
 Question: How many charging stations does Japan have?
 Answer: {REFUSAL_MARK}"""
