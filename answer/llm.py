@@ -72,9 +72,13 @@ class ChatLLM:
         raise NotImplementedError
 
 
+def _turn(m: Message) -> str:
+    return f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n"
+
+
 def chatml(messages: Sequence[Message]) -> str:
     """Qwen's chat format. A trailing assistant message is left open, so the model continues it."""
-    parts = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages]
+    parts = [_turn(m) for m in messages]
     if messages and messages[-1].role == "assistant":
         parts[-1] = parts[-1].removesuffix("<|im_end|>\n")
     else:
@@ -96,12 +100,28 @@ class LlamaCppLLM(ChatLLM):
         self._temperature = settings.llm_temperature
         self._llm = Llama(model_path=str(model_path), n_ctx=settings.llm_ctx, n_threads=settings.llm_threads,
                           n_threads_batch=settings.llm_threads, seed=0, verbose=False)
+        self._last_user = ""
 
     def warm_up(self, prefix: Sequence[Message]) -> None:
         with self._lock:
             self._llm.create_completion(chatml(prefix), max_tokens=1, temperature=0)
 
+    def _forget_other_prompts(self, messages: list[Message]) -> None:
+        """Keep in the KV cache only the system turn, unless this prompt continues the previous one (a second
+        attempt at the same question). llama.cpp would reuse whatever prefix the previous, unrelated prompt happened
+        to share; the rest is then read in differently cut batches, and through float rounding the answer to a
+        question would depend on the question asked before it."""
+        user = messages[1].content if len(messages) > 1 else ""
+        if self._last_user and user.startswith(self._last_user):
+            return
+        self._last_user = user
+        keep = len(self._llm.tokenize(_turn(messages[0]).encode(), special=True)) if messages else 0
+        if self._llm.n_tokens > keep:
+            self._llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+            self._llm.n_tokens = keep
+
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
+        self._forget_other_prompts(messages)
         # A fixed seed per call: the same prompt gets the same answer whatever ran before it.
         for chunk in self._llm.create_completion(chatml(messages), max_tokens=max_tokens, stream=True, seed=0,
                                                  temperature=self._temperature, repeat_penalty=1.05,
