@@ -8,8 +8,7 @@ REFUSAL_MARK = "NOT IN REPORT"
 
 # Worked examples from an invented report, inside the system prompt so llama.cpp's prefix cache reads them once: a
 # 1.5B model copies a demonstrated pattern (pairing a chart's values with its labels, answering every part of the
-# question, taking the figure of the company asked about, restating a description without inventing figures,
-# refusing) far more reliably than it follows the rules alone.
+# question, refusing) far more reliably than it follows the rules alone.
 EXAMPLES = f"""Examples (from another report):
 Report excerpts:
 [p. 7] Global EV Sales = Rising Fast / EV Sales (MM), 2020-2024, per IEA / 3 7 10 14 17 / 2020 2021 2022 2023 2024
@@ -31,17 +30,6 @@ Answer: Product B took about 240 days to reach 1MM users [p. 15].
 [p. 21] Contoso Cloud Revenue = $45B in 2024, +32% Y/Y / Contoso 云业务收入
 问题：Contoso 2024年的云业务收入是多少？同比增长多少？
 回答：根据报告，Contoso 2024年的云业务收入为$45B，同比增长32% [p. 21]。
-
-报告摘录：
-[p. 30] Northwind Robotics Revenue = $2.4B in 2024 / Northwind 机器人收入
-[p. 33] Fabrikam Robotics Revenue = $900MM in 2024, +40% Y/Y / Fabrikam 机器人收入
-问题：Fabrikam 2024年的收入是多少？
-回答：根据报告，Fabrikam 2024年的收入为$900MM [p. 33]。
-
-Report excerpts:
-[p. 40] Warehouse Robots = Learning Fast / In five years, warehouse robots went from fixed paths to planning routes.
-Question: What does the report say about the progress of warehouse robots?
-Answer: It says that in five years warehouse robots went from fixed paths to planning their own routes [p. 40].
 
 Report excerpts:
 [p. 4] Charging Stations in Europe = 630K in 2023, per ACEA

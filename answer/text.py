@@ -128,9 +128,10 @@ _NUM_RE = re.compile(
 
 
 # The report dates things as "4/25", "10/22-4/25", "5/15/25", "Q1:25", "FQ4:25" or "25年4月"; an answer says
-# "April 2025" or "2025年4月". These yield the four-digit year as an extra number, so both sides meet on it.
+# "April 2025" or "2025年4月". These yield the four-digit year as an extra number, so both sides meet on it. "19年前"
+# (19 years ago), "10年来", "20年内" are spans, not dates.
 _SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]?[QH][1-4]\s?[:']\s?)(\d{2})(?![\d/])"
-                         r"|(?<!\d)(\d{2})年")
+                         r"|(?<!\d)(\d{2})年(?![前来内里间多半])")
 
 
 def numbers(text: str, spelled: bool = False) -> list[Num]:

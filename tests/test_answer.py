@@ -112,6 +112,11 @@ def test_years_match_the_reports_short_dates(answer, page):
     assert all(number_on(n, numbers(page)) for n in numbers(answer))
 
 
+def test_a_span_of_years_is_not_a_short_date():
+    assert [n.value for n in numbers("而19年前仅为16%")] == [19.0, 16.0]
+    assert 2025.0 in [n.value for n in numbers("截至25年5月")]
+
+
 def test_chinese_ordinals_are_not_page_references():
     (s,) = split_answer("特斯拉在FSD第12版中替换了330,000行C++代码 [p. 10]。")
     assert s.inline == [] and s.cited == [10]

@@ -80,6 +80,18 @@ def test_stream_shows_pages_before_tokens(engine):
     assert events[-1].answer.first_token_s <= events[-1].answer.total_s
 
 
+def test_answer_does_not_depend_on_the_question_before(engine):
+    # Without cutting llama.cpp's cache back to the system turn, this answer was a refusal after the first question
+    # and an answer after the second: the rest of the prompt was read in differently cut batches.
+    question = "报告如何描述ChatGPT发布后三年间AI推理能力的进步？"
+    answers = set()
+    for before in ("报告认为卫星互联网会怎样带来新网民？Starlink有多少订阅用户？",
+                   "黄仁勋说人们会因为什么而失去工作？"):
+        engine.ask(before)
+        answers.add(engine.ask(question).answer)
+    assert len(answers) == 1, answers
+
+
 def test_follow_up_in_chinese(engine, retriever):
     history = [("DeepSeek移动应用在四个月内的月活跃用户达到多少？",
                 "DeepSeek移动应用四个月内达到54MM月活跃用户 [p. 317]。")]
