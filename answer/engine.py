@@ -42,7 +42,8 @@ MIN_COVERAGE = 0.17
 # At or above this coverage the model's "not in the report" (or an answer the checks withdrew) is not trusted:
 # the best-matching evidence sentences are shown instead, as long as they carry this share of the question's terms.
 TRUST_COVERAGE = 0.6
-# At or above this coverage such an answer gets a second, more direct attempt first.
+# At or above this coverage a model refusal gets a second, more direct attempt first (an answer the checks withdrew
+# always does).
 RETRY_COVERAGE = 0.5
 EXTRACT_SHARE = 0.4
 # An evidence line standing in for an answer in the wrong language must still be about the question.
@@ -187,9 +188,10 @@ class AnswerEngine:
         means refuse."""
         lang, question = ans.lang, ans.standalone_question
         kept = self._grounded(raw, ans, sources, messages, order)
-        if not facts(kept) and cov >= RETRY_COVERAGE:
-            # A refusal or an answer that did not hold up, on pages that share most of the question's terms, is
-            # more often the small model's slip (restating the question, mis-reading a figure) than a gap.
+        if not facts(kept) and (cov >= RETRY_COVERAGE or not is_refusal(raw)):
+            # An answer that did not hold up (the model saw an answer but misread a figure), or a refusal on pages
+            # that share most of the question's terms, is more often the small model's slip than a gap. A refusal
+            # on poorly covered pages agrees with the evidence and is trusted.
             log.info("no usable answer at coverage %.2f; asking once more", cov)
             try:
                 retry = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))

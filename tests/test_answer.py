@@ -11,6 +11,7 @@ import time
 import pytest
 
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token, get_llm
+from reportqa.answer.engine import RETRY_COVERAGE
 from reportqa.answer.grounding import (
     Source,
     coverage,
@@ -440,6 +441,17 @@ def test_well_covered_question_the_model_fails_on_is_asked_again(unit_settings):
     ans = eng.ask("How many weekly active users does ChatGPT have?")
     assert len(llm.calls) == 2 and "state it directly" in llm.calls[1][1].content
     assert not ans.refused and ans.answer == "ChatGPT reached 800MM weekly active users [p. 10]."
+
+
+def test_a_withdrawn_answer_gets_a_second_attempt_a_refusal_only_on_well_covered_pages(unit_settings):
+    question = "How large is the user base of DeepSeek worldwide?"
+    eng, llm = engine(unit_settings, ["DeepSeek reached 1.2B monthly active users [p. 30].",
+                                      "DeepSeek reached 54MM monthly active users in China [p. 30]."])
+    assert coverage(question, sources(30), eng.lexicon) < RETRY_COVERAGE
+    ans = eng.ask(question)
+    assert len(llm.calls) == 2 and not ans.refused and "54MM" in ans.answer and "1.2B" not in ans.answer
+    eng, llm = engine(unit_settings, ["NOT IN REPORT", "DeepSeek reached 54MM monthly active users [p. 30]."])
+    assert eng.ask(question).refused and len(llm.calls) == 1
 
 
 def test_well_covered_question_the_model_fails_on_twice_gets_the_evidence_quoted(unit_settings):
