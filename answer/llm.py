@@ -116,9 +116,8 @@ class LlamaCppLLM(ChatLLM):
             return
         self._last_user = user
         keep = len(self._llm.tokenize(_turn(messages[0]).encode(), special=True)) if messages else 0
-        if self._llm.n_tokens > keep:
-            self._llm._ctx.kv_cache_seq_rm(-1, keep, -1)
-            self._llm.n_tokens = keep
+        # llama.cpp matches the new prompt against its first n_tokens only, and drops the KV cache past the match
+        self._llm.n_tokens = min(self._llm.n_tokens, keep)
 
     def _stream(self, messages: list[Message], max_tokens: int) -> Iterator[str]:
         self._forget_other_prompts(messages)
