@@ -386,6 +386,25 @@ def zh_figures(text: str) -> str:
     return text
 
 
+_YUAN = re.compile(r"(\d[\d,.]*\s?(?:千万|百万|十亿|[千万亿])?)\s?(?<![美欧日港台])元")
+_DOLLARS = re.compile(r"(?:US)?\$\s?\d[\d,.]*\s?(?:MM|mn|bn|[KMBT]|thousand|million|billion|trillion)?(?![A-Za-z])")
+
+
+def usd_yuan(text: str, cited: list[Source]) -> str:
+    """"250元" for a page's "$250": the model kept the figure and dropped the currency's country. Only where the
+    cited pages give that figure in dollars and never in yuan (the report quotes Chinese prices in 元 too)."""
+    def fix(m: re.Match) -> str:
+        (n,) = numbers(m.group(1)) or (None,)
+        if n is None:
+            return m.group(0)
+        dollars = [d for src in cited for x in _DOLLARS.findall(src.text) for d in numbers(x)]
+        yuan = [y for src in cited for x in _YUAN.findall(src.text) for y in numbers(x)]
+        if number_on(n, dollars) and not number_on(n, yuan):
+            return m.group(1) + "美元"
+        return m.group(0)
+    return _YUAN.sub(fix, text)
+
+
 def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> list[tuple[str, str]]:
     """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
     number that none of `srcs` states takes the value of the one number of theirs with the same digits and another
@@ -450,7 +469,7 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             g.dropped.append((s.text, "not on the pages that support it: " + ", ".join(sorted(what))))
         else:
             if lang == "zh":
-                s.text = zh_figures(s.text)
+                s.text = usd_yuan(zh_figures(s.text), [by_page[p] for p in pages])
             g.kept.append(Checked(s, pages, {p: quote(s, by_page[p], lex) for p in pages}))
     return g
 

@@ -292,6 +292,16 @@ def test_chinese_answer_copying_a_figure_as_printed_is_shown_in_chinese_units():
     assert g.kept[0].sentence.text == "美国六大科技公司资本支出达到2120亿美元"
 
 
+def test_a_dollar_price_written_as_yuan_is_shown_in_dollars_but_a_yuan_price_is_left_alone():
+    page = PageRecord(189, "Consumer Subscriptions\nChatGPT Pro $200 per month; Google AI Ultra $250 per month",
+                      "消费者订阅\nDeepSeek 输出价格为每百万 token 人民币 2 元", "s")
+    src = [Source.build(PageHit(189, 0.9, "", "content"), page)]
+    g = ground("Google AI Ultra订阅每月250元 [p. 189]。", src, [189], lang="zh")
+    assert g.kept[0].sentence.text == "Google AI Ultra订阅每月250美元"
+    g = ground("DeepSeek每百万token输出价格为2元 [p. 189]。", src, [189], lang="zh")
+    assert g.kept[0].sentence.text == "DeepSeek每百万token输出价格为2元"
+
+
 def test_repair_in_an_english_answer_writes_a_chinese_page_figure_the_english_way():
     page = PageRecord(194, "Perplexity Annualized Revenue +7.6x in Fourteen Months",
                       "Perplexity 年化收入增至 1.2 亿美元", "s")
