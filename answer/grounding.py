@@ -437,6 +437,7 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
     were not retrieved or do not support it; attach citations to uncited sentences; withdraw sentences with a
     number that no retrieved page states (after repairing mis-scaled ones)."""
     by_page = {s.page: s for s in sources}
+    asked = Query.of(question, lex)
     g = Grounded([], [], False)
     for s in split_answer(answer):
         if is_refusal(s.text):
@@ -451,6 +452,12 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
             continue
         if not (terms(s.text) - terms(question)) and not _new_numbers(s, question):
             g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
+            continue
+        if question and not (asked.count(terms(s.text)) or names(s.text) or any(map(_informative, _new_numbers(
+                s, question)))):
+            # neither the question's words nor a name or figure: "Because it was too complex" after "tell me a
+            # joke" shares a word or two with some page, but answers nothing that was asked
+            g.dropped.append((s.text, "not about the question"))
             continue
         g.repaired += _rescale(s, sources, _resolve(s.cited, s.inline, by_page, context_pages), lang)
         pages, missing = _cite(s, by_page, context_pages, lex, question)
@@ -575,8 +582,9 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         best = max(units_in_lang, key=lambda u, probe=probe: probe.share(terms(u)) + (
             _figure_bonus(wants_number, u) if asked.share(terms(u)) >= min_share else 0.0), default="")
         share = probe.share(terms(best)) if best else 0.0
-        if not share or asked.share(terms(best)) < min_share:
-            continue
+        if not share or asked.share(terms(best)) < min_share or (
+                not hints and asked.count(terms(best)) < min(2, len(asked.weight))):
+            continue  # one rare word in common ("France" in a list of countries) is not an answer to the question
         best = best.rstrip("。.!！?？ ")
         if len(best) > QUOTE_CHARS:
             best = best[:QUOTE_CHARS - 1] + "…"
