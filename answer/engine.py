@@ -19,6 +19,7 @@ from reportqa.answer.grounding import (
     ground,
     in_lang,
     is_refusal,
+    named_pages,
     on_topic,
     page_list,
     render,
@@ -29,6 +30,7 @@ from reportqa.answer.llm import ChatLLM, Message, get_llm
 from reportqa.answer.text import detect_lang, names, terms
 from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Token
 from reportqa.errors import UserError
+from reportqa.index.types import PageHit
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,8 @@ class AnswerEngine:
         try:
             ans.standalone_question = self._standalone(question, history)
             hits = self.retriever.retrieve(ans.standalone_question, k=self.settings.top_k)
+            named = self._named_pages(ans.standalone_question, hits)
+            hits = [*named, *(h for h in hits if h.page not in {n.page for n in named})][: self.settings.top_k]
             sources = [Source.build(h, self.retriever.page(h.page)) for h in hits]
         except UserError as e:
             yield finish(str(e), error=str(e))
@@ -143,7 +147,7 @@ class AnswerEngine:
 
         cov = coverage(ans.standalone_question, sources, self.lexicon)
         unknown = self._unknown_names(ans.standalone_question)
-        if cov < MIN_COVERAGE or unknown:
+        if (cov < MIN_COVERAGE and not named) or unknown:
             log.info("refusing without asking the model: question coverage %.2f on pages %s; names the report never "
                      "uses: %s", cov, ans.retrieved, unknown)
             text = self._refusal_text(lang, sources)
@@ -152,7 +156,8 @@ class AnswerEngine:
             yield finish(text, refused=True)
             return
 
-        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens, self.lexicon)
+        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens, self.lexicon,
+                                 frozenset(h.page for h in named))
         order = [p for p, _ in context]
         ans.context = format_context(context)
         messages = [Message("system", prompts.SYSTEM),
@@ -270,6 +275,17 @@ class AnswerEngine:
             rewritten = None
         # Without a usable rewrite, retrieval still sees the topic of the previous question.
         return rewritten or f"{history[-1][0]} {question}"
+
+    def _named_pages(self, question: str, hits: list[PageHit]) -> list[PageHit]:
+        """The report's pages the question asks about by number ("what does page 55 say?"), ranked first whatever
+        their words: the reader has the page in front of them."""
+        top = max((h.score for h in hits), default=1.0)
+        out = []
+        for n in named_pages(question)[: self.settings.top_k]:
+            record = self.retriever.page(n)
+            if record is not None:
+                out.append(PageHit(n, top, record.section, record.kind))
+        return out
 
     def _unknown_names(self, question: str) -> list[str]:
         """Names in the question (Optimus, Hynix, Gaudi) that appear nowhere in the report: it cannot be about them."""

@@ -178,13 +178,14 @@ def _continues(prev: str, nxt: str) -> bool:
         (".", "!", "?", "。", "！", "？"))
 
 
-def select_context(question: str, sources: list[Source], budget: int,
-                   lex: Lexicon | None = None) -> list[tuple[int, list[str]]]:
+def select_context(question: str, sources: list[Source], budget: int, lex: Lexicon | None = None,
+                   named: frozenset[int] = frozenset()) -> list[tuple[int, list[str]]]:
     """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
     best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
     then the best-overlapping units of every page, better ranked pages first; a unit's neighbours inherit part of
-    its score, most when they finish its clause. Chart axis ticks are left out. Returns [(page, units in page
-    order)] in retrieval order; pages left without units are left out."""
+    its score, most when they finish its clause. Chart axis ticks are left out. The pages the question `named`
+    ("what does page 55 say?") fill what budget is left in page order. Returns [(page, units in page order)] in
+    retrieval order; pages left without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
@@ -199,6 +200,8 @@ def select_context(question: str, sources: list[Source], budget: int,
                 score = max(score, scores[i - 1] * (CONTINUATION if _continues(us[i - 1], u) else NEIGHBOUR))
             if i + 1 < len(us):
                 score = max(score, scores[i + 1] * (CONTINUATION if _continues(u, us[i + 1]) else NEIGHBOUR))
+            if s.page in named and terms(u):
+                score = max(score, 0.1 / (1 + i / 10))
             if score > 0 and u:
                 cands.append((score * (1 - 0.08 * rank), s.page, i, u))
     used = 0
@@ -225,6 +228,13 @@ _CITE = re.compile(
     r"\s*(?:页)?\s*[\]】)）]", re.I)
 # Page references written into the sentence itself: "on page 5", "第5页" (页 required: "第12版" is a version).
 _INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*)(\d{1,4})|第\s*(\d{1,4})\s*页", re.I)
+_NAMED_PAGE = re.compile(r"(?:\b(?:pages?|slides?|p\.|pp\.)\s*)(\d{1,4})(?:\s*(?:and|&|-|–|to|,)\s*(\d{1,4}))?"
+                         r"|第\s*(\d{1,4})\s*(?:[、,，和至到-]\s*第?\s*(\d{1,4})\s*)?[页张]", re.I)
+
+
+def named_pages(question: str) -> list[int]:
+    """Pages a question points at by number: "page 55", "pp. 55-56", "slide 12", "第55页", "第55、56页"."""
+    return list(dict.fromkeys(int(n) for m in _NAMED_PAGE.findall(question) for n in m if n))
 _SENT_SPLIT = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
     r"NOT IN (THE )?REPORT|"

@@ -499,6 +499,17 @@ def test_the_evidence_is_not_quoted_for_one_rare_word_in_common():
     assert kept and "Belgium" in kept[0].sentence.text
 
 
+def test_a_page_the_question_names_is_read_first_whatever_its_words(unit_settings):
+    eng, llm = engine(unit_settings, ["Inference cost per token fell 99.7% over two years [p. 40].",
+                                      "推理成本在两年内下降了99.7% [p. 40]。"])
+    events = list(eng.stream("What does page 40 say?"))
+    assert events[0].pages[0] == 40 and len(events[0].pages) == 3
+    assert "[p. 40] Inference Costs Falling / The inference cost per token fell 99.7%" in llm.calls[0][1].content
+    ans = events[-1].answer
+    assert not ans.refused and "99.7%" in ans.answer and [c.page for c in ans.citations] == [40]
+    assert eng.ask("第40页讲了什么？").citations[0].page == 40
+
+
 def test_chinese_question_on_english_chart_answered_in_chinese(unit_settings):
     eng, llm = engine(unit_settings, ["美国六大科技公司2024年的资本支出为2120亿美元 [p. 20]。"])
     ans = eng.ask("2024年美国六大科技公司的资本支出是多少？")
