@@ -19,6 +19,7 @@ from reportqa.answer.text import (
     number_on,
     numbers,
     strip_axes,
+    strip_squashed,
     terms,
     units,
     zh_places,
@@ -51,7 +52,7 @@ class Source:
         else:
             text = "\n".join(p.text for p in hit.passages)
             us = units(text)
-        plain = [strip_axes(u) for u in us]
+        plain = strip_squashed([strip_axes(u) for u in us])
         # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
         return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True))
 

@@ -215,6 +215,21 @@ def strip_axes(text: str) -> str:
     return " ".join(t for k, t in enumerate(toks) if k not in drop) if drop else text
 
 
+_SQUASHED = re.compile(r"(?<!\S)(?=(?:\S*[A-Z]){3})[!-.0-~]{16,}(?!\S)")  # ASCII, no "/", 3+ capitals
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.lower())
+
+
+def strip_squashed(units: list[str]) -> list[str]:
+    """The units without the export's space-less copies of chart labels ("ChatGPTWeeklyActiveUsers,MM0") when the
+    page prints the label properly too: noise in the prompt, with axis digits glued on."""
+    rest = _letters(" ".join(_SQUASHED.sub(" ", u) for u in units))
+    out = [_SQUASHED.sub(lambda m: "" if _letters(m.group()) in rest else m.group(), u) for u in units]
+    return [re.sub(r"\s{2,}", " ", u).strip() for u in out]
+
+
 # ---------------------------------------------------------------- sentence units
 
 # No sentence ends after these ("68% vs. 16%", "e.g. Apple", "U.S. companies").
@@ -228,7 +243,7 @@ def units(text: str, max_chars: int = 320) -> list[str]:
     lower-case; Chinese lines are wrapped mid-sentence), then split at sentence ends. Exact repeats are dropped
     (the export repeats each slide's English block)."""
     merged: list[str] = []
-    for line in (ln.strip() for ln in text.splitlines()):
+    for line in _without_tick_lines([ln.strip() for ln in text.splitlines()]):
         if not line:
             continue
         if merged:
@@ -255,6 +270,24 @@ def units(text: str, max_chars: int = 320) -> list[str]:
                 seen.add(s)
                 out.append(s)
     return out
+
+
+def _without_tick_lines(lines: list[str]) -> list[str]:
+    """The lines without a chart axis printed one tick a line ("0" / "400" / "800"): dropped before lines are
+    joined, since a tick glued to a note or a label ("Source: OpenAI disclosures 0", "400 800 Weekly Active Users,
+    MM") no longer looks like an axis and reads as data."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in [*lines, ""]:
+        if _TICK.match(line):
+            run.append(line)
+            continue
+        if run:
+            kept = strip_axes(" ".join(run)).split(" ")
+            out += run if len(kept) == len(run) else [t for t in kept if t]
+            run = []
+        out.append(line)
+    return out[:-1]
 
 
 def _group_short(lines: list[str], short: int = 40, most: int = 160) -> list[str]:

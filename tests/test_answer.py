@@ -231,6 +231,17 @@ def test_axis_tick_does_not_support_a_figure():
     assert "600" not in select_context("How many MAUs does the ChatGPT app have?", srcs, 200)[0][1][-1]
 
 
+def test_an_axis_printed_a_tick_a_line_is_dropped_before_lines_are_joined():
+    page = PageRecord(55, "+8x to 800MM in Seventeen Months\nNote: OpenAI reports weekly active users. Source: OpenAI "
+                          "disclosures\n0\n400\n800\nChatGPT Weekly Active Users, MM\n10.3\n4.5\n0.2\n"
+                          "ChatGPTWeeklyActiveUsers,MM0", "", "s")
+    src = Source.build(PageHit(55, 0.9, "", "content"), page)
+    assert not any(u.startswith("400") or u.endswith(" 0") for u in src.units)  # glued to the note or the label
+    assert "10.3 4.5 0.2" in " ".join(src.plain)  # values that do not step evenly stay
+    assert "ChatGPTWeeklyActiveUsers" not in " ".join(src.plain)  # the export's squashed copy of the label
+    assert not ground("ChatGPT had about 400 weekly active users [p. 55].", [src], [55]).kept
+
+
 def test_hyphenated_name_wrapped_on_the_page_is_found():
     page = PageRecord(264, "DeepSeek R1 (1/25) scored 93% vs. o3- mini’s (1/25) score of 95%", "", "s")
     g = ground("DeepSeek R1得分为93%，而o3-mini得分为95%。", [Source.build(PageHit(264, 0.9, "", "content"), page)],
