@@ -243,18 +243,22 @@ def units(text: str, max_chars: int = 320) -> list[str]:
     lower-case; Chinese lines are wrapped mid-sentence), then split at sentence ends. Exact repeats are dropped
     (the export repeats each slide's English block)."""
     merged: list[str] = []
+    titled = False  # the last unit is a whole slide title: nothing more joins it
     for line in _without_tick_lines([ln.strip() for ln in text.splitlines()]):
         if not line:
             continue
-        if merged:
+        if merged and not titled:
             prev = merged[-1]
             zh_wrap = (cjk_count(prev[-1:]) or prev.endswith(("，", ","))) and (
                 cjk_count(line[:1]) or line[:1].isdigit()) and cjk_count(prev) * 3 > len(prev)
             en_wrap = not cjk_count(line[:1]) and (prev.endswith(" vs.") or not prev.endswith((".", "!", "?")) and (
                 (_LINE_CONT_EN.match(line) and len(prev) > 25) or (re.search(r"[a-z,]$", prev) and len(prev) > 40)))
-            if zh_wrap or en_wrap:
+            # slide titles are "Topic =" over "Claim"; one unit, so the claim's figure stays with its topic
+            titled = prev.endswith("=") and bool(cjk_count(prev)) == bool(cjk_count(line))
+            if zh_wrap or en_wrap or titled:
                 merged[-1] = prev + ("" if zh_wrap else " ") + line
                 continue
+        titled = False
         merged.append(line)
     out, seen = [], set()
     for block in _group_short(list(dict.fromkeys(merged))):

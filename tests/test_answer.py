@@ -242,6 +242,13 @@ def test_an_axis_printed_a_tick_a_line_is_dropped_before_lines_are_joined():
     assert not ground("ChatGPT had about 400 weekly active users [p. 55].", [src], [55]).kept
 
 
+def test_a_slide_title_over_two_lines_is_one_unit_and_takes_nothing_more():
+    assert units("AI User Growth (ChatGPT as Foundational Indicator) =\n+8x to 800MM in Seventeen Months\nNote: "
+                 "OpenAI reports weekly active users") == [
+        "AI User Growth (ChatGPT as Foundational Indicator) = +8x to 800MM in Seventeen Months",
+        "Note: OpenAI reports weekly active users"]
+
+
 def test_hyphenated_name_wrapped_on_the_page_is_found():
     page = PageRecord(264, "DeepSeek R1 (1/25) scored 93% vs. o3- mini’s (1/25) score of 95%", "", "s")
     g = ground("DeepSeek R1得分为93%，而o3-mini得分为95%。", [Source.build(PageHit(264, 0.9, "", "content"), page)],
