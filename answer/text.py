@@ -215,7 +215,7 @@ def strip_axes(text: str) -> str:
     return " ".join(t for k, t in enumerate(toks) if k not in drop) if drop else text
 
 
-_SQUASHED = re.compile(r"(?<!\S)(?=(?:\S*[A-Z]){3})[!-.0-~]{16,}(?!\S)")  # ASCII, no "/", 3+ capitals
+_SQUASHED = re.compile(r"(?<!\S)(?=(?:\S*[A-Z]){3})[!-~]{16,}(?!\S)")  # printable ASCII, 3+ capitals
 
 
 def _letters(text: str) -> str:

@@ -240,6 +240,10 @@ def test_an_axis_printed_a_tick_a_line_is_dropped_before_lines_are_joined():
     assert "10.3 4.5 0.2" in " ".join(src.plain)  # values that do not step evenly stay
     assert "ChatGPTWeeklyActiveUsers" not in " ".join(src.plain)  # the export's squashed copy of the label
     assert not ground("ChatGPT had about 400 weekly active users [p. 55].", [src], [55]).kept
+    page = PageRecord(83, "Average Minutes / Session, USA (Blue Bars)\n+47%\nAverageMinutes/Session,USA(BlueBars)"
+                          "03690123", "", "s")
+    src = Source.build(PageHit(83, 0.9, "", "content"), page)
+    assert not ground("The average session lasted 3690123 minutes [p. 83].", [src], [83]).kept  # glued ticks
 
 
 def test_a_slide_title_over_two_lines_is_one_unit_and_takes_nothing_more():
