@@ -57,11 +57,15 @@ def _stem(w: str) -> str:
     return w
 
 
+# Question words: no content, and their bigrams with the next word ("哪些模型" -> "些模") look like rare terms.
+_ZH_ASKING = re.compile("哪些|哪个|哪家|哪款|哪种|哪里|什么|多少|如何|怎样|怎么|为什么|是否|多大|多久|多长")
+
+
 @lru_cache(maxsize=4096)
 def terms(text: str) -> frozenset[str]:
     """Content terms: stemmed English words (stop words out) and CJK bigrams (single-character runs kept as is)."""
     out = {_stem(w) for w in (m.lower() for m in _WORD_RE.findall(text)) if w not in EN_STOP and len(w) > 1}
-    for run in _CJK_RUN.findall(text):
+    for run in _CJK_RUN.findall(_ZH_ASKING.sub(" ", text)):
         if len(run) == 1:
             if run not in ZH_STOP_CHARS:
                 out.add(run)

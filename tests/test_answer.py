@@ -375,6 +375,13 @@ def test_refusal_phrases(text, refusal):
     assert is_refusal(text) == refusal
 
 
+def test_chinese_question_words_are_no_terms_and_make_no_bigram_with_the_next_word():
+    from reportqa.answer.text import terms
+
+    assert terms("Anthropic发布了哪些模型？") == {"anthropic", "发布", "布了", "模型"}
+    assert terms("美国FDA批准了多少款设备") == {"美国", "fda", "批准", "准了", "款设", "设备"}  # no "少款"
+
+
 def test_lexicon_pairs_terms_that_share_pages():
     pages = [PageRecord(i, f"CapEx chart {i}", f"资本支出图表{i}", "s") for i in range(1, 4)]
     pages += [PageRecord(i, f"Weekly users {i}", f"每周用户{i}", "s") for i in range(4, 7)]
