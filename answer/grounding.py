@@ -308,6 +308,20 @@ def _fact_numbers(s: Sentence) -> list[Num]:
     return numbers(text)
 
 
+# A question for an amount or a count is not answered by a multiple alone ("OpenAI的估值为6.9x", "Hugging Face上有约
+# 33x的AI模型"); unless it asks about a change, where "8x" is the answer.
+_AMOUNT = re.compile(r"\bhow many\b|\b(valuation|market cap|revenue|sales)\b|多少(家|个|款|人|名|台|次|项|位|种|所)|"
+                     r"估值|市值|收入|营收|销售额", re.I)
+_CHANGE = re.compile(r"\b(grow|grew|growth|rise|rose|increase|fall|fell|decline|drop|faster|slower|times|multiple)|"
+                     r"增长|增加|提高|上升|下降|减少|倍|快|慢", re.I)
+
+
+def _wrong_kind(s: Sentence, question: str) -> bool:
+    figures = [n for n in _new_numbers(s, question) if _informative(n)]
+    return bool(figures and _AMOUNT.search(question) and not _CHANGE.search(question)
+                and all(n.kind == "x" for n in figures))
+
+
 def _new_numbers(s: Sentence, question: str) -> list[Num]:
     asked = numbers(question)
     return [n for n in _fact_numbers(s) if not number_on(n, asked)]
@@ -481,6 +495,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
                 pages, missing = _cite(s, by_page, context_pages, lex, question)
         if not pages:
             g.dropped.append((s.text, "no retrieved page supports it"))
+        elif _wrong_kind(s, question):
+            g.dropped.append((s.text, "a multiple, where the question asks for an amount"))
         elif missing:
             nums = _fact_numbers(s)
             what = [nums[x].text if isinstance(x, int) else x for x in missing]

@@ -520,6 +520,17 @@ def test_a_sentence_with_nothing_of_the_question_no_name_and_no_figure_is_not_an
     assert [c.pages for c in g.kept] == [[130]]  # a bare name still answers "which company"
 
 
+def test_a_multiple_alone_does_not_answer_a_question_for_an_amount():
+    page = PageRecord(269, "AI Models on Hugging Face = +33x Increase 11/24 vs. 3/22\n~35K\n1.16MM", "", "s")
+    src = [Source.build(PageHit(269, 0.9, "", "content"), page)]
+    g = ground("Hugging Face上有约33x的AI模型 [p. 269]。", src, [269], "zh", question="Hugging Face上有多少个AI模型？")
+    assert not g.kept and "multiple" in g.dropped[0][1]
+    assert ground("Hugging Face上有116万个AI模型 [p. 269]。", src, [269], "zh",
+                  question="Hugging Face上有多少个AI模型？").kept
+    assert ground("AI models on Hugging Face grew 33x [p. 269].", src, [269],
+                  question="How many times more AI models are on Hugging Face than in 3/22?").kept  # a change
+
+
 def test_the_evidence_is_not_quoted_for_one_rare_word_in_common():
     page = PageRecord(126, "Power Demand\n*IEA member countries include Austria, Belgium, France, Germany.", "", "s")
     src = [Source.build(PageHit(126, 0.9, "", "content"), page)]
