@@ -419,9 +419,10 @@ def usd_yuan(text: str, cited: list[Source]) -> str:
     """"250元" for a page's "$250": the model kept the figure and dropped the currency's country. Only where the
     cited pages give that figure in dollars and never in yuan (the report quotes Chinese prices in 元 too)."""
     def fix(m: re.Match) -> str:
-        (n,) = numbers(m.group(1)) or (None,)
-        if n is None:
+        said = numbers(m.group(1))
+        if len(said) != 1:
             return m.group(0)
+        n = said[0]
         dollars = [d for src in cited for x in _DOLLARS.findall(src.text) for d in numbers(x)]
         yuan = [y for src in cited for x in _YUAN.findall(src.text) for y in numbers(x)]
         if number_on(n, dollars) and not number_on(n, yuan):
