@@ -56,9 +56,13 @@ def same_number(a: Num, b: Num) -> bool:
     return number_on(a, [b]) or number_on(b, [a])
 
 
+# a page named in the sentence ("According to page 311, …", "第20页显示…") is a reference, not a figure
+_PAGE_MENTION = re.compile(r"\b(?:pages?|pp?\.)\s*\d+|第\s*\d+\s*页", re.I)
+
+
 def claimed_numbers(answer: str) -> list[Num]:
-    """The numbers an answer asserts: citation markers and trivial small integers left out."""
-    return [n for n in numbers(normalize_text(strip_citations(answer))) if not is_trivial(n)]
+    """The numbers an answer asserts: citation markers, page mentions and trivial small integers left out."""
+    return [n for n in numbers(_PAGE_MENTION.sub(" ", normalize_text(strip_citations(answer)))) if not is_trivial(n)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@ write results.jsonl, metrics.json and report.md. Metric definitions: docs/eval.m
 
 A run in an output folder that holds an unfinished run with the same settings and questions resumes it: finished
 items are kept and only the missing or failed ones run again. A finished run (metrics.json present) is redone, except
-for the baseline: its code is fixed, so its graded records are reused whenever its own inputs (questions, report,
-embedder, LLM settings) are unchanged; --fresh redoes it too.
+for the baseline: its code is fixed, so its record of a question is reused whenever the question's text and the
+baseline's own inputs (report, embedder, LLM settings) are unchanged, and only new or edited questions run; --fresh
+redoes it too.
 """
 
 from __future__ import annotations
@@ -227,12 +228,12 @@ def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], sys
                  retrieval_only: bool) -> dict:
     """What one system's graded records depend on: records are reused only under an equal fingerprint."""
     fields = dataclasses.asdict(settings)
-    if system == "baseline":
+    questions = {"qa_sha256": hashlib.sha256(qa_path.read_bytes()).hexdigest(), "ids": [it.id for it in items]}
+    if system == "baseline":  # matched question by question instead (_run_system): a new question costs one run
         fields = {f: fields[f] for f in BASELINE_SETTINGS}
         fields["report_sha256"] = hashlib.sha256(Path(settings.report).read_bytes()).hexdigest()
-    return {
-        "qa_sha256": hashlib.sha256(qa_path.read_bytes()).hexdigest(),
-        "ids": [it.id for it in items],
+        questions = {}
+    return questions | {
         "retrieval_only": retrieval_only,
         "settings_sha256": hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest(),
     }
@@ -278,6 +279,7 @@ def _run_system(system: System, items: list[QAItem], done: dict[str, dict], path
                 page_text: Callable[[int], str], k: int, retrieval_only: bool, commit: str | None) -> list[dict]:
     errors_in_row = 0
     by_id = {it.id: it for it in items}
+    done = {i: rec for i, rec in done.items() if i in by_id and rec.get("question") == by_id[i].question}
     with path.open("w", encoding="utf-8") as f:
         for rec in done.values():
             rec["grades"] = grade_record(rec, by_id[rec["id"]], page_text, k)

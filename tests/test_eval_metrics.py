@@ -180,6 +180,8 @@ def test_refusals():
 
 def test_claimed_numbers_skip_citations_and_small_counts():
     assert [n.value for n in claimed_numbers("Top 3 apps: 800MM users [p. 12] (p. 13)")] == [8e8]
+    assert [n.value for n in claimed_numbers("According to page 311, 68% of people are online [p. 311].")] == [68]
+    assert [n.value for n in claimed_numbers("第20页显示快5.5倍 [p. 20]。")] == [5.5]
     assert strip_citations("a [p. 4, p. 5] b 【第3页】 c (2024)").split() == ["a", "b", "c", "(2024)"]
 
 

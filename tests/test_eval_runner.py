@@ -215,6 +215,12 @@ def test_a_finished_baselines_answers_are_reused_unless_its_inputs_change(settin
     assert len(asked) == 4
     run_eval(dataclasses.replace(settings, llm_temperature=0.5), engine=ScriptedEngine(), **kwargs)
     assert len(asked) == 8  # the baseline's LLM changed
+    items = [json.loads(line) for line in qa_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    edited = [items[0] | {"question": items[0]["question"] + " (edited)"}, *items[1:],
+              items[1] | {"id": "new-1", "question": "A question added later?"}]
+    qa_file.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in edited), encoding="utf-8")
+    run_eval(dataclasses.replace(settings, llm_temperature=0.5), engine=ScriptedEngine(), **kwargs)
+    assert asked[8:] == [edited[0]["question"], "A question added later?"]  # only what is new is asked
 
 
 def test_stratified_subset_covers_every_cell_deterministically(qa_file):
