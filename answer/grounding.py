@@ -236,6 +236,8 @@ _NAMED_PAGE = re.compile(r"(?:\b(?:pages?|slides?|p\.|pp\.)\s*)(\d{1,4})(?:\s*(?
 def named_pages(question: str) -> list[int]:
     """Pages a question points at by number: "page 55", "pp. 55-56", "slide 12", "第55页", "第55、56页"."""
     return list(dict.fromkeys(int(n) for m in _NAMED_PAGE.findall(question) for n in m if n))
+
+
 _SENT_SPLIT = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
     r"NOT IN (THE )?REPORT|"
@@ -418,14 +420,14 @@ _DOLLARS = re.compile(r"(?:US)?\$\s?\d[\d,.]*\s?(?:MM|mn|bn|[KMBT]|thousand|mill
 def usd_yuan(text: str, cited: list[Source]) -> str:
     """"250元" for a page's "$250": the model kept the figure and dropped the currency's country. Only where the
     cited pages give that figure in dollars and never in yuan (the report quotes Chinese prices in 元 too)."""
+    if not _YUAN.search(text):
+        return text
+    dollars = [d for src in cited for x in _DOLLARS.findall(src.text) for d in numbers(x)]
+    yuan = [y for src in cited for x in _YUAN.findall(src.text) for y in numbers(x)]
+
     def fix(m: re.Match) -> str:
         said = numbers(m.group(1))
-        if len(said) != 1:
-            return m.group(0)
-        n = said[0]
-        dollars = [d for src in cited for x in _DOLLARS.findall(src.text) for d in numbers(x)]
-        yuan = [y for src in cited for x in _YUAN.findall(src.text) for y in numbers(x)]
-        if number_on(n, dollars) and not number_on(n, yuan):
+        if len(said) == 1 and number_on(said[0], dollars) and not number_on(said[0], yuan):
             return m.group(1) + "美元"
         return m.group(0)
     return _YUAN.sub(fix, text)
