@@ -185,8 +185,10 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
     best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
     then the best-overlapping units of every page, better ranked pages first; a unit's neighbours inherit part of
     its score, most when they finish its clause. Chart axis ticks are left out. The pages the question `named`
-    ("what does page 55 say?") fill what budget is left in page order. Returns [(page, units in page order)] in
-    retrieval order; pages left without units are left out."""
+    ("what does page 55 say?") fill what budget is left in page order. Returns [(page, units in page order)] with
+    the best-ranked page last, next to the question: the 1.5B model reads the excerpt nearest the question most
+    reliably (on 60 questions, 8 wrong answers became right and 1 right one wrong against best-first). Pages left
+    without units are left out."""
     q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
@@ -213,7 +215,7 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
         picked[page].add(i)
         used += cost
     by_page = {s.page: s for s in sources}
-    return [(page, [by_page[page].plain[i] for i in sorted(idx)]) for page, idx in picked.items() if idx]
+    return [(page, [by_page[page].plain[i] for i in sorted(idx)]) for page, idx in reversed(picked.items()) if idx]
 
 
 def format_context(context: list[tuple[int, list[str]]]) -> str:

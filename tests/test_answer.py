@@ -416,8 +416,13 @@ def test_persistent_wrong_language_adds_verified_figures_to_the_evidence_sentenc
 
 def test_context_is_selected_within_budget():
     ctx = select_context("How much did big six CapEx reach in 2024?", sources(20, 10), budget=40)
-    assert ctx[0][0] == 20 and any("$212B" in u for u in ctx[0][1])
+    assert ctx[-1][0] == 20 and any("$212B" in u for u in ctx[-1][1])
     assert sum(len(u) for _, us in ctx for u in us) < 40 * 4
+
+
+def test_the_best_ranked_page_is_read_last_next_to_the_question():
+    ctx = select_context("How much did big six CapEx reach in 2024?", sources(20, 10), budget=400)
+    assert [page for page, _ in ctx] == [10, 20]
 
 
 def test_coverage_separates_answerable_from_unrelated():
@@ -439,7 +444,8 @@ def test_stream_yields_evidence_then_tokens_then_checked_final(unit_settings):
     assert ans.citations[0].page == 10 and "800MM" in ans.citations[0].quote
     assert ans.first_token_s is not None and ans.total_s >= ans.first_token_s
     assert "[p. 10]" in llm.calls[0][1].content and llm.calls[0][0].role == "system"
-    assert ans.context.startswith("[p. 10]") and ans.context in llm.calls[0][1].content  # what the model read
+    # what the model read, the best page last: next to the question
+    assert ans.context.splitlines()[-1].startswith("[p. 10]") and ans.context in llm.calls[0][1].content
 
 
 def test_to_json_shape(unit_settings):
