@@ -156,13 +156,8 @@ class AnswerEngine:
             yield finish(text, refused=True)
             return
 
-        context = select_context(ans.standalone_question, sources, self.settings.answer_context_tokens, self.lexicon,
-                                 frozenset(h.page for h in named))
-        order = [p for p, _ in context]
-        ans.context = format_context(context)
-        messages = [Message("system", prompts.SYSTEM),
-                    Message("user", prompts.ANSWER[lang].format(context=ans.context,
-                                                                question=ans.standalone_question))]
+        named_set = frozenset(h.page for h in named)
+        messages, order = self._prompt(ans, sources, named_set, self.settings.answer_context_tokens)
         log.debug("prompt excerpts (coverage %.2f):\n%s", cov, ans.context)
         raw = ""
         try:
@@ -178,7 +173,7 @@ class AnswerEngine:
             return
 
         log.debug("raw answer: %r", raw)
-        kept = self._check(raw, ans, cov, sources, messages, order)
+        kept = self._check(raw, ans, cov, sources, messages, order, named_set)
         if not facts(kept):
             yield finish(self._refusal_text(lang, sources), refused=True)
             return
@@ -186,11 +181,22 @@ class AnswerEngine:
 
     # ------------------------------------------------------------ steps
 
+    def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int],
+                budget: int) -> tuple[list[Message], list[int]]:
+        """The answering prompt with excerpts chosen within `budget` (recorded in `ans.context`), and the pages in the
+        order it shows them."""
+        context = select_context(ans.standalone_question, sources, budget, self.lexicon, named)
+        ans.context = format_context(context)
+        messages = [Message("system", prompts.SYSTEM),
+                    Message("user", prompts.ANSWER[ans.lang].format(context=ans.context,
+                                                                    question=ans.standalone_question))]
+        return messages, [p for p, _ in context]
+
     def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
-               order: list[int]) -> list[Checked]:
+               order: list[int], named: frozenset[int]) -> list[Checked]:
         """The sentences of the model's answer that survive the grounding rules, repaired for language; when nothing
-        survives but the pages cover the question, a second, more direct attempt, then the evidence quoted; []
-        means refuse."""
+        survives but the pages cover the question, a second, more direct attempt (on wider excerpts when the pages
+        cover the question well), then the evidence quoted; [] means refuse."""
         lang, question = ans.lang, ans.standalone_question
         kept = self._grounded(raw, ans, sources, messages, order)
         if not facts(kept) and (cov >= RETRY_COVERAGE or not is_refusal(raw)):
@@ -198,6 +204,11 @@ class AnswerEngine:
             # that share most of the question's terms, is more often the small model's slip than a gap. A refusal
             # on poorly covered pages agrees with the evidence and is trusted.
             log.info("no usable answer at coverage %.2f; asking once more", cov)
+            if cov >= RETRY_COVERAGE:
+                # Pages that cover the question often hold the facts outside the first excerpts: read more of them
+                # (only the few questions that get here pay for it). On poorly covered pages more text only gives
+                # the model more to paste into an answer the report does not have.
+                messages, order = self._prompt(ans, sources, named, self.settings.answer_retry_context_tokens)
             try:
                 retry = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
                 log.debug("raw answer (second attempt): %r", retry)

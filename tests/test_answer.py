@@ -488,15 +488,29 @@ def test_well_covered_question_the_model_fails_on_is_asked_again(unit_settings):
     assert not ans.refused and ans.answer == "ChatGPT reached 800MM weekly active users [p. 10]."
 
 
-def test_a_withdrawn_answer_gets_a_second_attempt_a_refusal_only_on_well_covered_pages(unit_settings):
+def test_a_withdrawn_answer_gets_a_second_attempt_a_refusal_only_on_well_covered_pages(tmp_path):
+    unit_settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+                                  answer_retry_context_tokens=400)
     question = "How large is the user base of DeepSeek worldwide?"
     eng, llm = engine(unit_settings, ["DeepSeek reached 1.2B monthly active users [p. 30].",
                                       "DeepSeek reached 54MM monthly active users in China [p. 30]."])
     assert coverage(question, sources(30), eng.lexicon) < RETRY_COVERAGE
     ans = eng.ask(question)
     assert len(llm.calls) == 2 and not ans.refused and "54MM" in ans.answer and "1.2B" not in ans.answer
+    assert llm.calls[1][1].content.startswith(llm.calls[0][1].content)  # poorly covered: the same excerpts
     eng, llm = engine(unit_settings, ["NOT IN REPORT", "DeepSeek reached 54MM monthly active users [p. 30]."])
     assert eng.ask(question).refused and len(llm.calls) == 1
+
+
+def test_the_second_attempt_reads_wider_excerpts(tmp_path):
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+                             answer_retry_context_tokens=400)
+    eng, llm = engine(settings, ["ChatGPT reached 1.2B weekly active users [p. 10].",
+                                 "ChatGPT reached 800MM weekly active users [p. 10]."])
+    ans = eng.ask("How many weekly active users does ChatGPT have?")
+    first, second = (call[1].content for call in llm.calls)
+    assert "8x in 17 months" not in first and "8x in 17 months" in second
+    assert ans.context in second and not ans.refused and "800MM" in ans.answer  # the record shows what was read
 
 
 def test_well_covered_question_the_model_fails_on_twice_gets_the_evidence_quoted(unit_settings):
