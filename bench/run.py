@@ -139,7 +139,7 @@ def measure(settings: Settings, questions: int, scaling: bool, work: Path) -> di
             "report": settings.report.name, "questions": [it.id for it in sample],
             "settings": {k: getattr(settings, k) for k in ("top_k", "chunk_chars", "chunk_overlap", "embedder",
                                                             "llm", "llm_ctx", "llm_threads", "llm_max_tokens",
-                                                            "answer_context_tokens")},
+                                                            "answer_context_tokens", "answer_retry_context_tokens")},
             "errors": errors,
         },
         "metrics": metrics,
