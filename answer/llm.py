@@ -167,7 +167,7 @@ class ScriptedLLM(ChatLLM):
     def __init__(self, replies: Sequence[str] | Script | None = None) -> None:
         super().__init__()
         if replies is None:
-            replies = echo_first_excerpt
+            replies = echo_best_excerpt
         self._script: Script = replies if callable(replies) else self._from_list(list(replies))
         self.calls: list[list[Message]] = []
 
@@ -187,13 +187,14 @@ class ScriptedLLM(ChatLLM):
         yield from re.findall(r"\S+\s*|\s+", reply)
 
 
-def echo_first_excerpt(messages: list[Message]) -> str:
-    """Default fake behaviour (llm="fake" in settings, for UI tests): quote the first excerpt line with its page, or
-    return the question unchanged when asked to rewrite one."""
+def echo_best_excerpt(messages: list[Message]) -> str:
+    """Default fake behaviour (llm="fake" in settings, for UI tests): quote the best-ranked excerpt line (printed
+    last, next to the question) with its page, or return the question unchanged when asked to rewrite one."""
     prompt = next(m.content for m in reversed(messages) if m.role == "user")
-    m = re.search(r"^\[p\. (\d+)\] (.+)$", prompt, re.M)
-    if m:
-        return f"{m.group(2).strip()} [p. {m.group(1)}]"
+    excerpts = re.findall(r"^\[p\. (\d+)\] (.+)$", prompt, re.M)
+    if excerpts:
+        page, text = excerpts[-1]
+        return f"{text.strip()} [p. {page}]"
     q = re.search(r"^Follow-up: (.+)$", prompt, re.M)
     return q.group(1) if q else "NOT IN REPORT"
 

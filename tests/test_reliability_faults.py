@@ -23,7 +23,7 @@ import pytest
 from support import free_port
 
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ensure_model
-from reportqa.answer.llm import MODEL_FILE, Message, echo_first_excerpt
+from reportqa.answer.llm import MODEL_FILE, Message, echo_best_excerpt
 from reportqa.app.cli import main
 from reportqa.index import IndexUnavailable, build_index, open_retriever
 from reportqa.settings import load_settings
@@ -201,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.mode == "hang":
             self.server.release.wait()
             return
-        reply = echo_first_excerpt([Message(m["role"], m["content"]) for m in body["messages"]])
+        reply = echo_best_excerpt([Message(m["role"], m["content"]) for m in body["messages"]])
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
