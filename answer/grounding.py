@@ -183,7 +183,7 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
                    named: frozenset[int] = frozenset()) -> list[tuple[int, list[str]]]:
     """The sentences of the retrieved pages that matter for the question, within a token budget: the title of the
     best page (its first two units: slide titles state the slide's claim; other pages' titles crowd out facts),
-    then the best-overlapping units of every page, better ranked pages first; a unit's neighbours inherit part of
+    then the best-overlapping units of every page, better ranked pages preferred; a unit's neighbours inherit part of
     its score, most when they finish its clause. Chart axis ticks are left out. The pages the question `named`
     ("what does page 55 say?") fill what budget is left in page order. Returns [(page, units in page order)] with
     the best-ranked page last, next to the question: the 1.5B model reads the excerpt nearest the question most

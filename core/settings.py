@@ -51,7 +51,7 @@ class Settings:
     llm_temperature: float = 0.1
     llm_timeout_s: float = 120.0
     answer_context_tokens: int = 240  # report excerpts in the prompt; prompt reading (~65 tok/s) dominates latency
-    answer_retry_context_tokens: int = 480  # the second attempt, after an answer that did not hold up
+    answer_retry_context_tokens: int = 480  # second attempt on well-covered pages, after an answer that did not hold up
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
     openai_api_key: str = field(default="none", repr=False)  # secrets stay out of reprs (logs, test reports)
