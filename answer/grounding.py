@@ -13,6 +13,7 @@ from reportqa.answer.text import (
     ABBREV,
     Num,
     cjk_count,
+    date_last,
     detect_lang,
     est_tokens,
     names,
@@ -156,6 +157,7 @@ _QUANT = re.compile(r"\b(how (much|many|big|large|fast|long)|what (share|percent
 
 CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherits this share of its score
 NEIGHBOUR = 0.5  # any other unit next to a matching one: a quote's speaker, a chart label's value line
+LABEL_TOKENS = 6  # a chart label ("Anthropic Claude", "Google Gemini") is a few words over its value line
 
 
 def _figure_bonus(wants_number: bool, unit: str) -> float:
@@ -172,11 +174,15 @@ def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
 
 
 def _continues(prev: str, nxt: str) -> bool:
-    """Does `nxt` carry on the clause `prev` left open? Timeline and chart entries wrap across units ("…driverless car
-    named Stanley;" / "it completes a 132-mile course…"), and the half with the question's words rarely holds the
-    answer too."""
-    return bool(nxt) and (prev.endswith((";", ",", ":", "；", "，", "：")) or nxt[0].islower()) and not prev.endswith(
-        (".", "!", "?", "。", "！", "？"))
+    """Does `nxt` carry on what `prev` left open? Timeline and chart entries wrap across units ("…driverless car
+    named Stanley;" / "it completes a 132-mile course…"), and a chart label stands over its value line ("Anthropic
+    Claude" / "From $1.25 (Claude 3 Haiku) to $75"): the half with the question's words rarely holds the answer too."""
+    if not nxt or prev.endswith((".", "!", "?", "。", "！", "？")):
+        return False
+    if prev.endswith((";", ",", ":", "；", "，", "：")) or nxt[0].islower():
+        return True
+    return (est_tokens(prev) <= LABEL_TOKENS and not any(map(_informative, numbers(prev)))
+            and any(map(_informative, numbers(nxt))))
 
 
 def select_context(question: str, sources: list[Source], budget: int, lex: Lexicon | None = None,
@@ -219,7 +225,7 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
 
 
 def format_context(context: list[tuple[int, list[str]]]) -> str:
-    return "\n".join(f"[p. {page}] " + " / ".join(us) for page, us in context)
+    return "\n".join(f"[p. {page}] " + " / ".join(map(date_last, us)) for page, us in context)
 
 
 # ---------------------------------------------------------------- parsing the model's answer

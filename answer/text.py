@@ -138,8 +138,13 @@ _SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]
                          r"|(?<!\d)(\d{2})年(?![前来内里间多半])")
 
 
+def _full_year(yy: str) -> float:
+    """"97" in "5/97" is 1997 (the report's timelines start in 1950); "25" is 2025."""
+    return (1900.0 if int(yy) > 40 else 2000.0) + int(yy)
+
+
 def numbers(text: str, spelled: bool = False) -> list[Num]:
-    out = [Num(2000.0 + int(yy), "n", 2000.0 + int(yy), 0.5, m.group(0))
+    out = [Num(_full_year(yy), "n", _full_year(yy), 0.5, m.group(0))
            for m in _SHORT_YEAR.finditer(text) for yy in [m.group(1) or m.group(2)]]
     for m in _NUM_RE.finditer(text):
         raw, unit = m.group("num"), (m.group("unit") or m.group("suffix") or "").lower()
@@ -240,6 +245,16 @@ def strip_squashed(units: list[str]) -> list[str]:
 ABBREV = r"(?<!\bvs\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bU\.S\.)(?<!\bInc\.)(?<!\bNo\.)(?<!\bapprox\.)"
 _SENT_END = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=;)\s+|(?<=[。！？；])")
 _LINE_CONT_EN = re.compile(r"^[a-z(,;:&–-]")
+# A timeline entry opens with its date ("5/97:", "11/23:"); it never continues the entry before it, whose last words
+# would otherwise read as the next date's event ("…champion at the time 9/02: Roomba…").
+_ENTRY = re.compile(r"^((?:1[0-2]|0?[1-9])/\d{2}):\s*")
+
+
+def date_last(unit: str) -> str:
+    """A timeline entry with its date at the end, "Deep Blue … defeats Garry Kasparov (5/97)", for the prompt: a 1.5B
+    model pairs a date with the words before it, so "…at the time / 9/02: Roomba…" read as Deep Blue's 2002."""
+    m = _ENTRY.match(unit)
+    return f"{unit[m.end():]} ({m.group(1)})" if m and m.end() < len(unit) else unit
 
 
 def units(text: str, max_chars: int = 320) -> list[str]:
@@ -251,7 +266,7 @@ def units(text: str, max_chars: int = 320) -> list[str]:
     for line in _without_tick_lines([ln.strip() for ln in text.splitlines()]):
         if not line:
             continue
-        if merged and not titled:
+        if merged and not titled and not _ENTRY.match(line):
             prev = merged[-1]
             zh_wrap = (cjk_count(prev[-1:]) or prev.endswith(("，", ","))) and (
                 cjk_count(line[:1]) or line[:1].isdigit()) and cjk_count(prev) * 3 > len(prev)
@@ -307,7 +322,7 @@ def _group_short(lines: list[str], short: int = 40, most: int = 160) -> list[str
     out: list[str] = []
     grouping = False
     for line in lines:
-        if (grouping and is_short(line) and len(out[-1]) + len(line) < most
+        if (grouping and is_short(line) and len(out[-1]) + len(line) < most and not _ENTRY.match(line)
                 and bool(cjk_count(line)) == bool(cjk_count(out[-1]))):
             out[-1] += " " + line
         else:

@@ -16,6 +16,7 @@ from reportqa.answer.grounding import (
     Source,
     coverage,
     fallback_answer,
+    format_context,
     ground,
     is_refusal,
     on_topic,
@@ -107,10 +108,14 @@ def test_numbers_that_differ_do_not_match(answer, page):
 
 @pytest.mark.parametrize("answer, page", [
     ("April 2025", "blog post (4/25)"), ("2025", "Q1:25"), ("2024年", "10/22-12/24"), ("2025", "截至25年5月"),
-    ("2025", "(as of 5/15/25)"),
+    ("2025", "(as of 5/15/25)"), ("May 1997", "5/97: Deep Blue"), ("1966", "1/66: Shakey"), ("2002年", "9/02:"),
 ])
 def test_years_match_the_reports_short_dates(answer, page):
     assert all(number_on(n, numbers(page)) for n in numbers(answer))
+
+
+def test_a_short_date_of_the_last_century_is_not_read_as_this_one():
+    assert not any(number_on(n, numbers("5/97: Deep Blue defeats Kasparov")) for n in numbers("2097"))
 
 
 def test_a_span_of_years_is_not_a_short_date():
@@ -146,6 +151,21 @@ def test_units_rejoin_wrapped_lines_and_drop_repeats():
             "在短短两年内，用户已经生成了\n1000年的音频。")
     assert units(text) == ["In just two years, users have generated 1,000 years of audio.", "Title",
                            "在短短两年内，用户已经生成了1000年的音频。"]
+
+
+def test_each_timeline_entry_is_its_own_unit():
+    # the export prints a timeline one short line at a time; joined, an entry's last words ran into the next date
+    text = ("5/97:\nDeep Blue,\nIBM's chess-\nplaying\ncomputer,\ndefeats Garry\nKasparov\n"
+            "9/02:\nRoomba, the\nfirst robotic\nvacuum")
+    assert units(text) == ["5/97: Deep Blue, IBM's chess- playing computer, defeats Garry Kasparov",
+                           "9/02: Roomba, the first robotic vacuum"]
+
+
+def test_a_timeline_entry_shows_its_date_after_the_event():
+    # a 1.5B model pairs a date with the words before it: "…at the time / 9/02: Roomba" answered Deep Blue's 2002
+    ctx = format_context([(28, ["5/97: Deep Blue defeats Garry Kasparov", "9/02: Roomba is launched"])])
+    assert ctx == "[p. 28] Deep Blue defeats Garry Kasparov (5/97) / Roomba is launched (9/02)"
+    assert format_context([(5, ["10/22-4/25: users, per OpenAI"])]) == "[p. 5] 10/22-4/25: users, per OpenAI"
 
 
 # ---------------------------------------------------------------- citations
@@ -418,6 +438,17 @@ def test_context_is_selected_within_budget():
     ctx = select_context("How much did big six CapEx reach in 2024?", sources(20, 10), budget=40)
     assert ctx[-1][0] == 20 and any("$212B" in u for u in ctx[-1][1])
     assert sum(len(u) for _, us in ctx for u in us) < 40 * 4
+
+
+def test_a_chart_label_brings_its_value_line():
+    other = PageRecord(10, "Developer Platforms Compared\nPricing pages list every plan.", "", "s")
+    page = PageRecord(30, "Claude adoption spans many industries.\nAnthropic Claude\n"
+                          "From $1.25 (Haiku) to $75 (Opus) per 1MM Output Tokens", "", "s")
+    srcs = [Source.build(PageHit(10, 0.9, "", "content"), other), Source.build(PageHit(30, 0.8, "", "content"), page)]
+    # the value line shares no word with the question; it comes in with the label above it, before other filler
+    ctx = select_context("What does Anthropic Claude span?", srcs, budget=50)
+    assert any("$75" in u for _, us in ctx for u in us)
+    assert not any("Pricing pages" in u for _, us in ctx for u in us)
 
 
 def test_the_best_ranked_page_is_read_last_next_to_the_question():
