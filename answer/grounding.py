@@ -547,8 +547,12 @@ def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexico
 
 
 def _beside(n: Num, src: Source, subjects: frozenset[str]) -> bool:
-    """Does a unit of the page state the number and name one of the subjects?"""
-    return not subjects or any(number_on(n, numbers(u, spelled=True)) and terms(u) & subjects for u in src.units)
+    """Does a unit of the page state the number and name one of the subjects, itself or in one of the two units
+    above it? A chart's value line names nothing, its title does ("Leading USA-Based AI LLM Revenue vs. Compute
+    Expense" / "Source: …" / "Revenue (Blue) & Compute Expense (Red) +$3.7B -$5B")."""
+    us = src.units
+    return not subjects or any(number_on(n, numbers(u, spelled=True)) and any(
+        terms(t) & subjects for t in us[max(0, i - 2): i + 1]) for i, u in enumerate(us))
 
 
 def facts(kept: list[Checked]) -> list[Checked]:

@@ -302,6 +302,17 @@ def test_figure_beside_another_subject_on_a_comparison_slide_is_not_borrowed():
     assert sorted(g.kept[0].pages) == [30, 50]
 
 
+def test_figure_on_a_chart_value_line_counts_for_the_subject_its_title_names():
+    summary = PageRecord(5, "Leading USA AI LLM Revenue vs. Compute Expense\nSource: The Information, 2022 2024\n"
+                            "Revenue (Blue) & Compute Expense (Red) +$3.7B -$5B", "", "s")
+    chart = PageRecord(173, "OpenAI Revenue & Compute Expense ($B) by Year\nOpenAI Revenue, $B (Blue Line)", "", "s")
+    srcs = [Source.build(PageHit(p.page, 0.9, "", "content"), p) for p in (chart, summary)]
+    q = "What were the 2024 revenue and compute expense of the leading USA-based LLM company (OpenAI)?"
+    g = ground("The 2024 revenue of the leading USA-based LLM company (OpenAI) was $3.7B and the compute expense was "
+               "-$5B [p. 173].", srcs, [173, 5], question=q)
+    assert g.kept and g.kept[0].pages == [173, 5]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and g.dropped
