@@ -45,7 +45,7 @@ MIN_COVERAGE = 0.17
 # the best-matching evidence sentences are shown instead, as long as they carry this share of the question's terms.
 TRUST_COVERAGE = 0.6
 # At or above this coverage a model refusal gets a second, more direct attempt first (an answer the checks withdrew
-# always does).
+# always does), and the best page is printed last, next to the question; below it, first.
 RETRY_COVERAGE = 0.5
 EXTRACT_SHARE = 0.4
 # An evidence line standing in for an answer in the wrong language must still be about the question.
@@ -157,7 +157,7 @@ class AnswerEngine:
             return
 
         named_set = frozenset(h.page for h in named)
-        messages, order = self._prompt(ans, sources, named_set, self.settings.answer_context_tokens)
+        messages, order = self._prompt(ans, sources, named_set, self.settings.answer_context_tokens, cov)
         log.debug("prompt excerpts (coverage %.2f):\n%s", cov, ans.context)
         raw = ""
         try:
@@ -181,11 +181,16 @@ class AnswerEngine:
 
     # ------------------------------------------------------------ steps
 
-    def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int],
-                budget: int) -> tuple[list[Message], list[int]]:
+    def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int], budget: int,
+                cov: float) -> tuple[list[Message], list[int]]:
         """The answering prompt with excerpts chosen within `budget` (recorded in `ans.context`), and the pages in the
-        order it shows them."""
+        order it shows them: the best page last, next to the question, where the model reads it most reliably;
+        but first on pages that cover the question poorly, where a page next to the question is what the model
+        pastes into an answer the report does not have ("quantum computing + AI" answered with p. 93's "the next
+        frontier is AGI")."""
         context = select_context(ans.standalone_question, sources, budget, self.lexicon, named)
+        if cov < RETRY_COVERAGE:
+            context.reverse()
         ans.context = format_context(context)
         messages = [Message("system", prompts.SYSTEM),
                     Message("user", prompts.ANSWER[ans.lang].format(context=ans.context,
@@ -208,7 +213,7 @@ class AnswerEngine:
                 # Pages that cover the question often hold the facts outside the first excerpts: read more of them
                 # (only the few questions that get here pay for it). On poorly covered pages more text only gives
                 # the model more to paste into an answer the report does not have.
-                messages, order = self._prompt(ans, sources, named, self.settings.answer_retry_context_tokens)
+                messages, order = self._prompt(ans, sources, named, self.settings.answer_retry_context_tokens, cov)
             try:
                 retry = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
                 log.debug("raw answer (second attempt): %r", retry)

@@ -187,13 +187,20 @@ class ScriptedLLM(ChatLLM):
         yield from re.findall(r"\S+\s*|\s+", reply)
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", text.lower()))
+
+
 def echo_best_excerpt(messages: list[Message]) -> str:
-    """Default fake behaviour (llm="fake" in settings, for UI tests): quote the best-ranked excerpt line (printed
-    last, next to the question) with its page, or return the question unchanged when asked to rewrite one."""
+    """Default fake behaviour (llm="fake" in settings, for UI tests): quote the excerpt line that shares the most
+    words with the question (the later one on a tie: the best page is printed last unless the pages cover the
+    question poorly) with its page, or return the question unchanged when asked to rewrite one."""
     prompt = next(m.content for m in reversed(messages) if m.role == "user")
     excerpts = re.findall(r"^\[p\. (\d+)\] (.+)$", prompt, re.M)
     if excerpts:
-        page, text = excerpts[-1]
+        asked = re.search(r"^(?:Question: |问题：)(.+)$", prompt, re.M)
+        words = _words(asked.group(1) if asked else "")
+        page, text = max(reversed(excerpts), key=lambda e: len(words & _words(e[1])))
         return f"{text.strip()} [p. {page}]"
     q = re.search(r"^Follow-up: (.+)$", prompt, re.M)
     return q.group(1) if q else "NOT IN REPORT"

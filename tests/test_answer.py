@@ -544,6 +544,18 @@ def test_a_withdrawn_answer_gets_a_second_attempt_a_refusal_only_on_well_covered
     assert eng.ask(question).refused and len(llm.calls) == 1
 
 
+def test_the_best_page_is_printed_first_when_the_pages_cover_the_question_poorly(unit_settings):
+    # weak evidence right before the question is what a small model pastes into an answer the report does not have
+    for question, best_last in (("How many weekly active users does ChatGPT have?", True),
+                                ("How many weekly active users does ChatGPT have among retired farmers in small "
+                                 "coastal villages?", False)):
+        eng, llm = engine(unit_settings, ["NOT IN REPORT"] * 2)
+        ans = eng.ask(question)
+        pages = [int(line.split("]")[0][4:]) for line in ans.context.splitlines()]
+        assert pages[0] != 10 and pages[-1] == 10 if best_last else pages[0] == 10 and pages[-1] != 10
+        assert ans.context in llm.calls[0][1].content
+
+
 def test_the_second_attempt_reads_wider_excerpts(tmp_path):
     settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
                              answer_retry_context_tokens=400)
