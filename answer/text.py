@@ -144,8 +144,8 @@ def _full_year(yy: str) -> float:
 
 
 def numbers(text: str, spelled: bool = False) -> list[Num]:
-    out = [Num(_full_year(yy), "n", _full_year(yy), 0.5, m.group(0))
-           for m in _SHORT_YEAR.finditer(text) for yy in [m.group(1) or m.group(2)]]
+    out = [Num(year, "n", year, 0.5, m.group(0))
+           for m in _SHORT_YEAR.finditer(text) for year in [_full_year(m.group(1) or m.group(2))]]
     for m in _NUM_RE.finditer(text):
         raw, unit = m.group("num"), (m.group("unit") or m.group("suffix") or "").lower()
         mantissa = float(raw.replace(",", ""))
