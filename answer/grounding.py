@@ -117,7 +117,7 @@ class Query:
 
 def _informative(n: Num) -> bool:
     """Numbers that identify a fact: not years, not small counts that every chart axis prints."""
-    if n.kind != "n" or n.value != n.mantissa:
+    if n.kind in ("pct", "x") or n.value != n.mantissa:
         return True
     if n.value != int(n.value):
         return True

@@ -20,6 +20,7 @@ _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
 # Chinese function words: their presence marks a Chinese sentence even when it is full of English names.
 _ZH_GRAMMAR = re.compile("[的了吗呢是么哪谁几在和与为]|什么|多少|怎么|如何|为什么")
 
+MONTHS = "january february march april may june july august september october november december".split()
 EN_STOP = frozenset("""
 a an the and or but if of to in on at by for from with about as into over under than then so such that this these
 those there their they them it its is are was were be been being do does did done have has had having i you he she we
@@ -27,8 +28,7 @@ me my your our his her what which who whom whose when where why how much many mo
 other own same can could should would will shall may might must not no nor only also just very too up down out off
 again further once here both few per via vs according report say says said tell show shows shown give gives please
 according answer question did does one ones what's it's don't doesn't ai
-january february march april june july august september october november december
-""".split())  # month names: dates are matched as numbers ("April 2025" ~ "4/25")
+""".split()) | frozenset(MONTHS)  # month names: dates are matched by year ("April 2025" ~ "4/25")
 # Single CJK characters that carry no topic on their own; a bigram made only of these is not a content term.
 ZH_STOP_CHARS = frozenset("的了吗呢是么什多少哪谁几在和与为有个这那其中对从到被把也都而及或就将还以之于"
                           "请问告诉报据根按照所说")
@@ -110,7 +110,7 @@ def zh_places(text: str) -> list[str]:
 @dataclass(frozen=True)
 class Num:
     value: float  # scaled: "800MM" -> 8e8, "2120亿" -> 2.12e11, "5.5x" -> 5.5, "99.7%" -> 99.7
-    kind: str  # "n" plain/currency, "pct", "x" multiple
+    kind: str  # "n" plain/currency, "pct", "x" multiple, else a unit written right after the digits ("ef", "mw")
     mantissa: float  # as written before the scale: "800MM" -> 800, "8亿" -> 8
     tol: float  # half a unit of the last written digit, scaled: "8亿" -> 5e7, "27%" -> 0.5
     text: str
@@ -126,7 +126,9 @@ _NUM_RE = re.compile(
     r"(?<![A-Za-z0-9.])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
     r"(?:\s?(?:[多余](?=[十百千万亿]))?(?P<unit>万亿|十万|百万|千万|十亿|百亿|千亿|[千万亿]|(?:thousand|millions?|billions?|trillions?)(?![A-Za-z])"
     r"|%|％|percent(?![A-Za-z])|per cent|[×倍])"
-    r"|(?P<suffix>mm|mn|bn|tn|[kmbtx])(?![A-Za-z]))?",  # one-letter suffixes only right after the digits
+    r"|(?P<suffix>mm|mn|bn|tn|[kmbtx])(?![A-Za-z])"  # one-letter suffixes only right after the digits
+    # any other unit: "220EF" (exaflops), "37MW", "4o" (a version); a lone "E" marks an estimate ("2025E")
+    r"|(?P<glued>(?!e(?![a-z]))[a-z]+))?",
     re.IGNORECASE,
 )
 
@@ -143,10 +145,19 @@ def _full_year(yy: str) -> float:
     return (1900.0 if int(yy) > 40 else 2000.0) + int(yy)
 
 
+# Month and day, written out: "May 19", "7月", "5月19日". Dates are compared by their year alone.
+_MONTH_DAY = re.compile(r"\b(?:" + "|".join(m.capitalize() for m in MONTHS) + r")\.?\s+\d{1,2}(?:st|nd|rd|th)?\b"
+                        r"|(?<![\d.])\d{1,2}月(?:\d{1,2}[日号])?")
+
+
 def numbers(text: str, spelled: bool = False) -> list[Num]:
-    out = [Num(year, "n", year, 0.5, m.group(0))
-           for m in _SHORT_YEAR.finditer(text) for year in [_full_year(m.group(1) or m.group(2))]]
+    dates = list(_SHORT_YEAR.finditer(text))
+    out = [Num(year, "n", year, 0.5, m.group(0)) for m in dates for year in [_full_year(m.group(1) or m.group(2))]]
+    # A date's month and day are no figures: the "7/24" under a quote does not state an answer's "7 million".
+    in_date = {i for m in [*dates, *_MONTH_DAY.finditer(text)] for i in range(*m.span())}
     for m in _NUM_RE.finditer(text):
+        if m.start() in in_date:
+            continue
         raw, unit = m.group("num"), (m.group("unit") or m.group("suffix") or "").lower()
         mantissa = float(raw.replace(",", ""))
         decimals = len(raw.split(".")[1]) if "." in raw else 0
@@ -155,6 +166,8 @@ def numbers(text: str, spelled: bool = False) -> list[Num]:
             kind = "pct"
         elif unit in ("x", "×", "倍"):
             kind = "x"
+        elif m.group("glued"):
+            kind = m.group("glued").lower()  # "220EF" states 220 exaflops, not an answer's 220 GPUs
         elif unit:
             scale = _SCALES[unit]
         out.append(Num(mantissa * scale, kind, mantissa, 0.5 * 10 ** -decimals * scale, m.group(0)))

@@ -91,7 +91,7 @@ def sources(*pages):
     ("5.5x", "5.5x"), ("5.5倍", "5.5x"), ("99.7%", "99.7%"), ("99.7 percent", "99.7％"), ("1,234", "1234"),
     ("25万", "250K"), ("1.5万亿", "$1.5T"), ("800 million", "Weekly Active Users (MM)\n800"), ("27%", "27"),
     ("15个月", "ARR in Fifteen Months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"), ("500多万", "5MM+"),
-    ("8个月", "下载量在八个月内增加"),
+    ("8个月", "下载量在八个月内增加"), ("220EF", "Factory AI FLOPS 63EF 220EF"), ("2025", "2023-2025E"),
 ])
 def test_numbers_match_after_normalization(answer, page):
     (n,) = numbers(answer)
@@ -100,6 +100,7 @@ def test_numbers_match_after_normalization(answer, page):
 
 @pytest.mark.parametrize("answer, page", [
     ("900 million", "800MM"), ("2.5x", "5.5x"), ("63%", "6.3%"), ("8亿", "8万"), ("1,235", "1234"), ("99.8%", "99.7%"),
+    ("220块", "Factory AI FLOPS 63EF 220EF"), ("37", "DC Power 37MW"),
 ])
 def test_numbers_that_differ_do_not_match(answer, page):
     (n,) = numbers(answer)
@@ -116,6 +117,18 @@ def test_years_match_the_reports_short_dates(answer, page):
 
 def test_a_short_date_of_the_last_century_is_not_read_as_this_one():
     assert not any(number_on(n, numbers("5/97: Deep Blue defeats Kasparov")) for n in numbers("2097"))
+
+
+@pytest.mark.parametrize("answer, page", [
+    ("over 7 million", "- Google Press Release, 7/24"), ("19", "(as of 5/19/25)"), ("12", "Q4:24 revenue"),
+])
+def test_a_dates_month_and_day_are_not_figures(answer, page):
+    assert not any(number_on(n, numbers(page)) for n in numbers(answer))
+
+
+def test_dates_written_out_are_checked_by_their_year():
+    assert [n.value for n in numbers("2024年7月，5月19日那一周")] == [2024.0]
+    assert [n.value for n in numbers("the week of May 19, 2025, 7 models")] == [2025.0, 7.0]
 
 
 def test_a_span_of_years_is_not_a_short_date():
