@@ -326,10 +326,23 @@ _CHANGE = re.compile(r"\b(grow|grew|growth|rise|rose|increase|fall|fell|decline|
                      r"增长|增加|提高|上升|下降|减少|倍|快|慢", re.I)
 
 
-def _wrong_kind(s: Sentence, question: str) -> bool:
-    figures = [n for n in _new_numbers(s, question) if _informative(n)]
-    return bool(figures and _AMOUNT.search(question) and not _CHANGE.search(question)
-                and all(n.kind == "x" for n in figures))
+# Nor is a question for a duration answered by calendar years alone ("ChatGPT达到1亿用户用了2000-2023年").
+_DURATION = re.compile(r"\bhow (many years|long)\b|多少年|几年|多久|多长时间", re.I)
+
+
+def _is_year(n: Num) -> bool:
+    return n.kind == "n" and n.value == n.mantissa and n.value == int(n.value) and 1900 <= n.value <= 2100
+
+
+def _wrong_kind(s: Sentence, question: str) -> str | None:
+    """Why the sentence's figures cannot answer what the question asks for, if they cannot."""
+    new = _new_numbers(s, question)
+    figures = [n for n in new if _informative(n)]
+    if figures and _AMOUNT.search(question) and not _CHANGE.search(question) and all(n.kind == "x" for n in figures):
+        return "a multiple, where the question asks for an amount"
+    if new and _DURATION.search(question) and all(map(_is_year, new)):
+        return "calendar years, where the question asks how long"
+    return None
 
 
 def _new_numbers(s: Sentence, question: str) -> list[Num]:
@@ -506,8 +519,8 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
                 pages, missing = _cite(s, by_page, context_pages, lex, question)
         if not pages:
             g.dropped.append((s.text, "no retrieved page supports it"))
-        elif _wrong_kind(s, question):
-            g.dropped.append((s.text, "a multiple, where the question asks for an amount"))
+        elif wrong := _wrong_kind(s, question):
+            g.dropped.append((s.text, wrong))
         elif missing:
             nums = _fact_numbers(s)
             what = [nums[x].text if isinstance(x, int) else x for x in missing]

@@ -618,6 +618,15 @@ def test_a_multiple_alone_does_not_answer_a_question_for_an_amount():
                   question="How many times more AI models are on Hugging Face than in 3/22?").kept  # a change
 
 
+def test_calendar_years_do_not_answer_a_question_for_a_duration():
+    page = PageRecord(57, "Years to Reach 100MM Users 2000-2023\nChatGPT 0.2", "", "s")
+    src = [Source.build(PageHit(57, 0.9, "", "content"), page)]
+    asked = "ChatGPT达到1亿用户用了多少年？"
+    g = ground("ChatGPT达到1亿用户用了2000-2023年 [p. 57]。", src, [57], "zh", question=asked)
+    assert not g.kept and "how long" in g.dropped[0][1]
+    assert ground("ChatGPT达到1亿用户用了0.2年 [p. 57]。", src, [57], "zh", question=asked).kept
+
+
 def test_the_evidence_is_not_quoted_for_one_rare_word_in_common():
     page = PageRecord(126, "Power Demand\n*IEA member countries include Austria, Belgium, France, Germany.", "", "s")
     src = [Source.build(PageHit(126, 0.9, "", "content"), page)]
