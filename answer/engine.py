@@ -24,6 +24,8 @@ from reportqa.answer.grounding import (
     page_list,
     render,
     select_context,
+    title_index,
+    titled_pages,
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
@@ -93,7 +95,9 @@ class AnswerEngine:
         self._llm = llm
         # Retrievers that can list their pages give the checks a bilingual term table mined from the report.
         listed = getattr(retriever, "pages", None)
-        self.lexicon = Lexicon(filter(None, map(retriever.page, listed))) if listed else None
+        records = list(filter(None, map(retriever.page, listed))) if listed else []
+        self.lexicon = Lexicon(records) if records else None
+        self.titles = title_index(records)
 
     @property
     def llm(self) -> ChatLLM:
@@ -293,11 +297,12 @@ class AnswerEngine:
         return rewritten or f"{history[-1][0]} {question}"
 
     def _named_pages(self, question: str, hits: list[PageHit]) -> list[PageHit]:
-        """The report's pages the question asks about by number ("what does page 55 say?"), ranked first whatever
-        their words: the reader has the page in front of them."""
+        """The report's pages the question asks about by number ("what does page 55 say?") or by quoting their title
+        ("the “Context” slide"), ranked first whatever their words: the reader has the page in front of them."""
         top = max((h.score for h in hits), default=1.0)
         out = []
-        for n in named_pages(question)[: self.settings.top_k]:
+        pages = dict.fromkeys([*named_pages(question), *titled_pages(question, self.titles)])
+        for n in list(pages)[: self.settings.top_k]:
             record = self.retriever.page(n)
             if record is not None:
                 out.append(PageHit(n, top, record.section, record.kind))

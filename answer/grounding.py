@@ -246,6 +246,36 @@ def named_pages(question: str) -> list[int]:
     return list(dict.fromkeys(int(n) for m in _NAMED_PAGE.findall(question) for n in m if n))
 
 
+_QUOTED = re.compile(r"[“\"「『]([^”\"」』]{1,80})[”\"」』]")
+TITLE_PAGES = 2  # a quoted title shared by more pages ("AI Monetization") names none of them
+
+
+def _title_key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def title_index(records: list[PageRecord]) -> dict[str, list[int]]:
+    """The pages by their slide title, as a reader quotes it: the first line of either language's block ("Context",
+    "背景"), a "Topic =" line together with its claim, and either side of the "="."""
+    index: dict[str, list[int]] = {}
+    for r in records:
+        for block in (r.en, r.zh):
+            lines = [ln.strip() for ln in block.splitlines() if ln.strip()][:2]
+            if not lines:
+                continue
+            title = " ".join(lines) if lines[0].endswith("=") else lines[0]
+            for key in {_title_key(title), *map(_title_key, title.split("="))} - {""}:
+                if r.page not in index.setdefault(key, []):
+                    index[key].append(r.page)
+    return index
+
+
+def titled_pages(question: str, index: dict[str, list[int]]) -> list[int]:
+    """Pages a question points at by quoting their title: 报告开头的“背景”部分 is p. 2."""
+    found = (index.get(_title_key(q), []) for q in _QUOTED.findall(question))
+    return list(dict.fromkeys(p for pages in found if len(pages) <= TITLE_PAGES for p in pages))
+
+
 _SENT_SPLIT = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z\u4e00-\u9fff\"“(])|(?<=[。！？])|\n+")
 _REFUSAL = re.compile(
     r"NOT IN (THE )?REPORT|"

@@ -23,6 +23,8 @@ from reportqa.answer.grounding import (
     select_context,
     sentence_in_lang,
     split_answer,
+    title_index,
+    titled_pages,
     zh_figures,
 )
 from reportqa.answer.lexicon import Lexicon
@@ -644,6 +646,24 @@ def test_a_page_the_question_names_is_read_first_whatever_its_words(unit_setting
     ans = events[-1].answer
     assert not ans.refused and "99.7%" in ans.answer and [c.page for c in ans.citations] == [40]
     assert eng.ask("第40页讲了什么？").citations[0].page == 40
+
+
+def test_a_page_whose_title_the_question_quotes_is_read_first(unit_settings):
+    eng, llm = engine(unit_settings, ["推理成本在两年内下降了99.7% [p. 40]。", "Inference cost fell 99.7% [p. 40]."])
+    ans = eng.ask("报告中“推理成本下降”那一页说了什么？")  # no word in common with the page but its title
+    assert ans.retrieved[0][0] == 40 and llm.calls[0][1].content.count("[p. 40]") == 1
+    assert not ans.refused and [c.page for c in ans.citations] == [40]
+    # the question's other words match p. 10 better; the quoted title still puts p. 40 first
+    assert eng.ask('Does the "Inference Costs Falling" slide give ChatGPT weekly active users?').retrieved[0][0] == 40
+
+
+def test_only_a_title_that_few_pages_carry_names_a_page():
+    records = [PageRecord(1, "Context\nWe set out…", "背景\n…", "s"),
+               *(PageRecord(n, "AI Monetization =\nChips Rising", "", "s") for n in (2, 3, 4))]
+    index = title_index(records)
+    assert titled_pages("报告开头的“背景”部分说了什么？", index) == [1]
+    assert titled_pages('the "Chips Rising" slide', index) == []  # three pages carry it
+    assert titled_pages("“Context”", index) == [1] and titled_pages("Context", index) == []
 
 
 def test_chinese_question_on_english_chart_answered_in_chinese(unit_settings):
