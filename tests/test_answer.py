@@ -13,6 +13,7 @@ import pytest
 from reportqa.answer import AnswerEngine, Evidence, Final, LLMUnavailable, ScriptedLLM, Token, get_llm
 from reportqa.answer.engine import RETRY_COVERAGE
 from reportqa.answer.grounding import (
+    Query,
     Source,
     coverage,
     fallback_answer,
@@ -29,7 +30,7 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
-from reportqa.answer.text import detect_lang, number_on, numbers, strip_axes, units
+from reportqa.answer.text import detect_lang, number_on, numbers, strip_axes, terms, units
 from reportqa.index.types import PageHit, Passage
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import load_settings
@@ -437,6 +438,18 @@ def test_lexicon_pairs_terms_that_share_pages():
     assert "capex" not in lex.translate("每周") and lex.translate("未见") == ()
     srcs = [Source.build(PageHit(1, 0.9, "", "content"), PageRecord(1, "CapEx $212B", "", "s"))]
     assert coverage("资本支出是多少", srcs, lex) > coverage("资本支出是多少", srcs)
+
+
+def test_dictionary_glosses_match_chinese_words_the_translation_left_in_english():
+    # the Chinese blocks write "NVIDIA", as the report's do, so no page pairs "英伟达" with "nvidia"
+    pages = [PageRecord(i, f"NVIDIA developers {i}", f"NVIDIA 开发者{i}", "s") for i in range(1, 4)]
+    pages += [PageRecord(i, f"filler{i} words", f"其余内容{i}", "s") for i in range(4, 20)]
+    lex = Lexicon(pages)
+    assert "nvidia" not in lex.translate("英伟")
+    q = Query.of("英伟达有多少开发者？", lex)
+    assert "nvidia" in q.alias["英伟"] and "nvidia" in q.alias["伟达"]
+    assert q.count(terms("NVIDIA developers")) == 4  # 英伟, 伟达, 开发, 发者
+    assert "nvidia" not in Query.of("英伟有多少", lex).alias["英伟"]  # glosses come from whole words only
 
 
 def test_answer_citing_pages_about_something_else_is_off_topic():
