@@ -89,30 +89,22 @@ class Query:
 
     alias: dict[str, frozenset[str]]
     weight: dict[str, float]
-    alias_weight: dict[str, float] = field(default_factory=dict)  # how telling each translation is
 
     @classmethod
     def of(cls, text: str, lex: Lexicon | None = None) -> Query:
         ts = terms(text)
         if lex is None:
             return cls({t: frozenset((t,)) for t in ts}, dict.fromkeys(ts, 1.0))
-        alias = lex.aliases(ts, text)
-        return cls(alias, {t: lex.idf(t) for t in ts}, {a: lex.idf(a) for al in alias.values() for a in al})
+        return cls(lex.aliases(ts, text), {t: lex.idf(t) for t in ts})
 
     @property
     def total(self) -> float:
         return sum(self.weight.values())
 
     def hit(self, target: frozenset[str]) -> float:
-        """Weight of the terms found in `target`: directly, or through a translation, which counts for less and for
-        no more than the translation itself tells ("英伟" is rare in the Chinese text, "nvidia" on many slides)."""
-        total = 0.0
-        for t, w in self.weight.items():
-            if t in target:
-                total += w
-            elif found := self.alias[t] & target:
-                total += TRANSLATED * min(w, max(self.alias_weight.get(a, w) for a in found))
-        return total
+        """Weight of the terms found in `target`, directly or translated."""
+        return sum(w * (1.0 if t in target else TRANSLATED if self.alias[t] & target else 0.0)
+                   for t, w in self.weight.items())
 
     def share(self, target: frozenset[str]) -> float:
         return self.hit(target) / self.total if self.weight else 0.0

@@ -122,7 +122,8 @@ class Lexicon:
         out: dict[str, frozenset[str]] = {}
         for i in range(len(text) - 1):
             spans = (text[i:j] for j in range(min(len(text), i + MAX_WORD), i + 1, -1))
-            word = next((w for w in spans if self._gloss(w)), "")
+            # a two-character span must be a word to jieba too: "的客" (in "的客服") is the tail of another word
+            word = next((w for w in spans if self._gloss(w) and (len(w) > 2 or _zh_word(w))), "")
             for k in range(len(word) - 1):
                 out[word[k:k + 2]] = out.get(word[k:k + 2], frozenset()) | self._gloss(word)
         return out
@@ -136,10 +137,9 @@ class Lexicon:
         return len(self._pages_of["zh" if cjk_count(term) else "en"].get(term, ()))
 
     def wordlike(self, term: str) -> bool:
-        """English words are words; a Chinese bigram is one if the jieba dictionary lists it, the report pairs it
-        with an English term (资本 ~ capex) or CC-CEDICT translates it into one (谷歌 ~ google). The rest straddle word
-        boundaries (的前, 合的) and say little."""
-        return not cjk_count(term) or _zh_word(term) or bool(self.translate(term)) or bool(self._gloss(term))
+        """English words are words; a Chinese bigram is one if the jieba dictionary lists it or the report pairs it
+        with an English term (英伟 ~ nvidia). The rest straddle word boundaries (的前, 合的) and say little."""
+        return not cjk_count(term) or _zh_word(term) or bool(self.translate(term))
 
     def idf(self, term: str) -> float:
         """Inverse page frequency; a term the report never uses weighs most (a name it does not know), except
