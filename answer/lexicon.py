@@ -122,8 +122,7 @@ class Lexicon:
         out: dict[str, frozenset[str]] = {}
         for i in range(len(text) - 1):
             spans = (text[i:j] for j in range(min(len(text), i + MAX_WORD), i + 1, -1))
-            # a two-character span must be a word to jieba too, so a bigram straddling two words takes no gloss
-            word = next((w for w in spans if self._gloss(w) and (len(w) > 2 or _zh_word(w))), "")
+            word = next((w for w in spans if self._gloss(w)), "")
             for k in range(len(word) - 1):
                 out[word[k:k + 2]] = out.get(word[k:k + 2], frozenset()) | self._gloss(word)
         return out
