@@ -444,7 +444,7 @@ def test_dictionary_glosses_match_chinese_words_the_translation_left_in_english(
     # the Chinese blocks write "NVIDIA", as the report's do, so no page pairs "英伟达" with "nvidia"
     pages = [PageRecord(i, f"NVIDIA developers {i}", f"NVIDIA 开发者{i}", "s") for i in range(1, 4)]
     pages += [PageRecord(i, f"filler{i} words", f"其余内容{i}", "s") for i in range(4, 19)]
-    pages.append(PageRecord(19, "Survey geos: Canada, France, Japan", "调查地区", "s"))
+    pages.append(PageRecord(19, "Survey geos: Canada, France, Japan; Google", "调查地区", "s"))
     lex = Lexicon(pages)
     assert "nvidia" not in lex.translate("英伟")
     q = Query.of("英伟达有多少开发者？", lex)
@@ -453,6 +453,7 @@ def test_dictionary_glosses_match_chinese_words_the_translation_left_in_english(
     assert "nvidia" not in Query.of("英伟有多少", lex).alias["英伟"]  # glosses come from whole words only
     # "Paris, capital of France" translates 巴黎 as Paris and explains the rest: the capital of France is not on p. 19
     assert "france" not in Query.of("法国的首都是巴黎", lex).alias["巴黎"]
+    assert "google" in Query.of("谷歌的用户", lex).alias["谷歌"]  # a two-character word jieba does not list
 
 
 def test_answer_citing_pages_about_something_else_is_off_topic():
