@@ -19,6 +19,7 @@ from reportqa.answer.text import (
     names,
     number_on,
     numbers,
+    squash,
     strip_axes,
     strip_squashed,
     terms,
@@ -250,10 +251,6 @@ _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{1,80})[”\"」』]")
 TITLE_PAGES = 2  # a quoted title shared by more pages ("AI Monetization") names none of them
 
 
-def _title_key(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
 def title_index(records: list[PageRecord]) -> dict[str, list[int]]:
     """The pages by their slide title, as a reader quotes it: the first line of either language's block ("Context",
     "背景"), a "Topic =" line together with its claim, and either side of the "="."""
@@ -264,7 +261,7 @@ def title_index(records: list[PageRecord]) -> dict[str, list[int]]:
             if not lines:
                 continue
             title = " ".join(lines) if lines[0].endswith("=") else lines[0]
-            for key in {_title_key(title), *map(_title_key, title.split("="))} - {""}:
+            for key in {squash(title), *map(squash, title.split("="))} - {""}:
                 if r.page not in index.setdefault(key, []):
                     index[key].append(r.page)
     return index
@@ -272,7 +269,7 @@ def title_index(records: list[PageRecord]) -> dict[str, list[int]]:
 
 def titled_pages(question: str, index: dict[str, list[int]]) -> list[int]:
     """Pages a question points at by quoting their title: 报告开头的“背景”部分 is p. 2."""
-    found = (index.get(_title_key(q), []) for q in _QUOTED.findall(question))
+    found = (index.get(squash(q), []) for q in _QUOTED.findall(question))
     return list(dict.fromkeys(p for pages in found if len(pages) <= TITLE_PAGES for p in pages))
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from reportqa.answer.text import cjk_count, terms
+from reportqa.answer.text import cjk_count, squash, terms
 from reportqa.ingest.records import PageRecord
 
 
@@ -60,10 +60,6 @@ def _cedict() -> dict[str, tuple[str, ...]]:
     return {w: tuple(parts) for w, parts in out.items() if parts}
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
 MIN_PAGES = 2  # co-occurrence on one page is no evidence of translation
 MIN_ASSOC = 0.5  # cosine of the two terms' page sets
 MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智能)
@@ -88,7 +84,7 @@ class Lexicon:
                     self._pages_of[lang].setdefault(t, set()).add(p.page)
         self._n = max(len(self._page_terms["en"]), 1)
         self._en = frozenset(self._pages_of["en"])
-        self._squashed = _squash("\n".join(texts))
+        self._squashed = squash("\n".join(texts))
         self.translate = lru_cache(maxsize=8192)(self._translate)
         self.glosses = lru_cache(maxsize=4096)(self._glosses)
         self._gloss = lru_cache(maxsize=65536)(self._word_gloss)
@@ -118,7 +114,7 @@ class Lexicon:
 
     def _glosses(self, text: str) -> dict[str, frozenset[str]]:
         """Each bigram inside a dictionary word of a Chinese text, with that word's English glosses. Words are
-        looked up longest first at every character, not after a segmenter: jieba splits unknown names ("以英伟|达")."""
+        looked up longest first at every character, not after a segmenter: jieba splits unknown names ("以英|伟达")."""
         out: dict[str, frozenset[str]] = {}
         for i in range(len(text) - 1):
             spans = (text[i:j] for j in range(min(len(text), i + MAX_WORD), i + 1, -1))
@@ -129,7 +125,7 @@ class Lexicon:
 
     def mentions(self, name: str) -> bool:
         """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini")?"""
-        return bool(self.df(name)) or _squash(name) in self._squashed
+        return bool(self.df(name)) or squash(name) in self._squashed
 
     def df(self, term: str) -> int:
         """On how many pages the term occurs (in its own language's block)."""

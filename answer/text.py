@@ -244,6 +244,11 @@ def _letters(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower())
 
 
+def squash(text: str) -> str:
+    """Lower case without spaces, punctuation or hyphens, for matching names and titles as a reader types them."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
 def strip_squashed(units: list[str]) -> list[str]:
     """The units without the export's space-less copies of chart labels ("ChatGPTWeeklyActiveUsers,MM0") when the
     page prints the label properly too: noise in the prompt, with axis digits glued on."""
