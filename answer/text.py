@@ -134,10 +134,11 @@ _NUM_RE = re.compile(
 
 
 # The report dates things as "4/25", "10/22-4/25", "5/15/25", "Q1:25", "FQ4:25" or "25年4月"; an answer says
-# "April 2025" or "2025年4月". These yield the four-digit year as an extra number, so both sides meet on it. "19年前"
-# (19 years ago), "10年来", "20年内" are spans, not dates.
+# "April 2025" or "2025年4月". These yield the four-digit year as an extra number, so both sides meet on it. A
+# two-digit "NN年" is a year only where a month, quarter or part of the year follows ("25年5月", "24年第二季度",
+# "24年底"); otherwise it counts years: "谷歌用了11年", "19年前", "20年内".
 _SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]?[QH][1-4]\s?[:']\s?)(\d{2})(?![\d/])"
-                         r"|(?<!\d)(\d{2})年(?![前来内里间多半])")
+                         r"|(?<!\d)(\d{2})\s?年(?=\s?(?:\d{1,2}\s?月|第|[初底末]|[上下]半|[QH][1-4]))")
 
 
 def _full_year(yy: str) -> float:

@@ -136,7 +136,13 @@ def test_dates_written_out_are_checked_by_their_year():
 
 def test_a_span_of_years_is_not_a_short_date():
     assert [n.value for n in numbers("而19年前仅为16%")] == [19.0, 16.0]
+    assert [n.value for n in numbers("谷歌用了11年")] == [11.0]  # not 2011
     assert 2025.0 in [n.value for n in numbers("截至25年5月")]
+    assert 2024.0 in [n.value for n in numbers("24年第二季度")] and 2024.0 in [n.value for n in numbers("24年底")]
+    page = PageRecord(20, "ChatGPT Hit 365B Annual Searches in 2 Years (2024) vs. Google's 11 Years (2009)", "", "s")
+    g = ground("ChatGPT用了2年达到每年3650亿次搜索，谷歌用了11年 [p. 20]。",
+               [Source.build(PageHit(20, 0.9, "", "content"), page)], [20], lang="zh")
+    assert g.kept and not g.dropped
 
 
 def test_chinese_ordinals_are_not_page_references():
@@ -416,6 +422,7 @@ def test_axis_value_does_not_excuse_a_scale_the_page_contradicts():
 @pytest.mark.parametrize("text, refusal", [
     ("NOT IN REPORT", True), ("The report does not mention Intel Gaudi sales.", True), ("I don't know.", True),
     ("报告中没有提到这一数据。", True), ("摘录未提及相关信息。", True),
+    ("Its context window is not mentioned in the provided report excerpts [p. 259].", True),
     ("DeepSeek does not have ads [p. 30].", False), ("ChatGPT没有广告。", False),
 ])
 def test_refusal_phrases(text, refusal):
