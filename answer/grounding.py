@@ -210,10 +210,6 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
                 score = max(score, scores[i - 1] * (CONTINUATION if _continues(us[i - 1], u) else NEIGHBOUR))
             if i + 1 < len(us):
                 score = max(score, scores[i + 1] * (CONTINUATION if _continues(u, us[i + 1]) else NEIGHBOUR))
-            if wants_number and score > 0 and not terms(u):
-                # a chart's bare value line ("6 18 26 … 223") has no words to match: under a matching label it
-                # earns the figure bonus that a worded line would, or it loses its place to any line with words
-                score += _figure_bonus(True, u) / (1 + est_tokens(u) / 120)
             if s.page in named and terms(u):
                 score = max(score, 0.1 / (1 + i / 10))
             if score > 0 and u:
