@@ -96,7 +96,7 @@ class Query:
         ts = terms(text)
         if lex is None:
             return cls({t: frozenset((t,)) for t in ts}, dict.fromkeys(ts, 1.0))
-        return cls(lex.aliases(ts, text), lex.weights(ts, text))
+        return cls(lex.aliases(ts, text), {t: lex.idf(t) for t in ts})
 
     @property
     def total(self) -> float:

@@ -131,17 +131,16 @@ class Lexicon:
         """On how many pages the term occurs (in its own language's block)."""
         return len(self._pages_of["zh" if cjk_count(term) else "en"].get(term, ()))
 
-    def weights(self, ts: Iterable[str], text: str = "") -> dict[str, float]:
-        """Each term's inverse page frequency: a term the report never uses weighs most (a name it does not know).
-        A Chinese bigram weighs at most 1 unless it is a word: one jieba's dictionary lists, or part of a dictionary
-        word of `text` (英伟 of 英伟达). The rest straddle word boundaries (的前, 全的) and say little; that the
-        report happens to pair one with an English word on two pages (全的 ~ "safe") does not make it a word."""
-        glossed = self.glosses(text) if cjk_count(text) else {}
-        out = {}
-        for t in ts:
-            idf = math.log(1 + self._n / (self.df(t) + 0.5))
-            out[t] = idf if not cjk_count(t) or _zh_word(t) or t in glossed else min(idf, 1.0)
-        return out
+    def wordlike(self, term: str) -> bool:
+        """English words are words; a Chinese bigram is one if the jieba dictionary lists it or the report pairs it
+        with an English term (英伟 ~ nvidia). The rest straddle word boundaries (的前, 合的) and say little."""
+        return not cjk_count(term) or _zh_word(term) or bool(self.translate(term))
+
+    def idf(self, term: str) -> float:
+        """Inverse page frequency; a term the report never uses weighs most (a name it does not know), except
+        non-word bigrams, which weigh at most 1."""
+        idf = math.log(1 + self._n / (self.df(term) + 0.5))
+        return idf if self.wordlike(term) else min(idf, 1.0)
 
     @property
     def n_pages(self) -> int:
