@@ -260,8 +260,10 @@ def strip_squashed(units: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- sentence units
 
-# No sentence ends after these ("68% vs. 16%", "e.g. Apple", "U.S. companies").
-ABBREV = r"(?<!\bvs\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bU\.S\.)(?<!\bInc\.)(?<!\bNo\.)(?<!\bapprox\.)"
+# No sentence ends after these ("68% vs. 16%", "e.g. Apple", "U.S. companies"), nor at a short name spelled with
+# "!" ("Yum! Brands", "Yahoo! Finance").
+ABBREV = (r"(?<!\bvs\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bU\.S\.)(?<!\bInc\.)(?<!\bNo\.)(?<!\bapprox\.)"
+          r"(?<!\b[A-Z][a-z]{2}!)(?<!\b[A-Z][a-z]{3}!)(?<!\b[A-Z][a-z]{4}!)")
 _SENT_END = re.compile(ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])|(?<=;)\s+|(?<=[。！？；])")
 _LINE_CONT_EN = re.compile(r"^[a-z(,;:&–-]")
 # A timeline entry opens with its date ("5/97:", "11/23:"); it never continues the entry before it, whose last words

@@ -175,6 +175,13 @@ def test_units_rejoin_wrapped_lines_and_drop_repeats():
                            "在短短两年内，用户已经生成了1000年的音频。"]
 
 
+def test_a_name_spelled_with_an_exclamation_mark_ends_no_sentence():
+    # split at "Yum!", the brands KFC and Taco Bell lost the name they belong to and never reached the excerpts
+    assert units("Note: Yum! Brands names include KFC, Taco Bell. Byte by Yum! was launched in 2/25. Wow, fast!") == [
+        "Note: Yum! Brands names include KFC, Taco Bell.", "Byte by Yum! was launched in 2/25.", "Wow, fast!"]
+    assert units("Developers! Developers, developers.") == ["Developers!", "Developers, developers."]
+
+
 def test_each_timeline_entry_is_its_own_unit():
     # the export prints a timeline one short line at a time; joined, an entry's last words ran into the next date
     text = ("5/97:\nDeep Blue,\nIBM's chess-\nplaying\ncomputer,\ndefeats Garry\nKasparov\n"
