@@ -176,7 +176,7 @@ def test_units_rejoin_wrapped_lines_and_drop_repeats():
 
 
 def test_a_name_spelled_with_an_exclamation_mark_ends_no_sentence():
-    # split at "Yum!", the brands KFC and Taco Bell lost the name they belong to and never reached the excerpts
+    # split at "Yum!", "Brands names include KFC, Taco Bell" lost the name it is about: no question on Yum! matched it
     assert units("Note: Yum! Brands names include KFC, Taco Bell. Byte by Yum! was launched in 2/25. Wow, fast!") == [
         "Note: Yum! Brands names include KFC, Taco Bell.", "Byte by Yum! was launched in 2/25.", "Wow, fast!"]
     assert units("Developers! Developers, developers.") == ["Developers!", "Developers, developers."]
