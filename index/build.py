@@ -135,8 +135,7 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
         vectors = _embed_unique(embedder, texts)
         collection_name = store.collection_name(build_dir)
         client = store.chroma_client(settings, build_dir)
-        collection = client.create_collection(collection_name, metadata={"hnsw:space": "cosine"},
-                                              embedding_function=None)
+        collection = store.create_collection(client, collection_name, len(chunks))
         batch = client.get_max_batch_size()
         for i in range(0, len(chunks), batch):
             part = chunks[i:i + batch]

@@ -23,7 +23,7 @@ from typing import Any
 from reportqa.index.types import IndexUnavailable
 from reportqa.settings import Settings
 
-FORMAT = 2  # bump when the build layout or what gets embedded changes: old indexes then rebuild
+FORMAT = 3  # bump when the build layout or what gets embedded changes: old indexes then rebuild
 MANIFEST = "manifest.json"
 PAGES = "pages.jsonl"
 CHUNKS = "chunks.jsonl"
@@ -123,6 +123,15 @@ def chroma_client(settings: Settings, build_dir: Path):
             raise IndexUnavailable(f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
                                    f" ({type(e).__name__}); start it or set REPORTQA_CHROMA_MODE=embedded") from e
     raise IndexUnavailable(f"unknown chroma_mode {settings.chroma_mode!r} (expected 'embedded' or 'http')")
+
+
+def create_collection(client, name: str, size: int):
+    """A cosine collection whose nearest-neighbour search is exhaustive. Chroma's default HNSW search (ef_search 100)
+    is approximate, and the 80 nearest of 677 chunks differed between processes opening the same index: the same
+    question got different pages, and two eval runs of unchanged code different answers. With ef_search at least the
+    collection size every process returns the same neighbours; on one report that costs nothing measurable."""
+    return client.create_collection(name, configuration={"hnsw": {"space": "cosine", "ef_search": max(100, size)}},
+                                    embedding_function=None)
 
 
 def store_identity(settings: Settings) -> dict[str, Any]:

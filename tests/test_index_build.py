@@ -173,6 +173,33 @@ def chroma_server(tmp_path):
         log.close()
 
 
+_NEAREST = """
+import json, sys
+import chromadb, numpy as np
+collection = chromadb.PersistentClient(path=sys.argv[1]).get_collection("reportqa-nearest")
+print(json.dumps(collection.query(query_embeddings=np.load(sys.argv[2]).tolist(), n_results=80)["ids"]))
+"""
+
+
+def test_every_process_gets_the_same_nearest_chunks(tmp_path):
+    """Chroma's default HNSW search (ef_search 100) gave the 80 nearest of 677 vectors with different tails in
+    different processes opening the same database, so the same question could get different pages."""
+    import chromadb
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(677, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
+    store.create_collection(client, "reportqa-nearest", len(vectors)).add(
+        ids=[str(i) for i in range(len(vectors))], embeddings=vectors.tolist())
+    client.close()
+    np.save(tmp_path / "queries.npy", vectors[:20] + rng.normal(size=(20, 384)).astype(np.float32))
+    runs = {subprocess.run([sys.executable, "-c", _NEAREST, str(tmp_path / "chroma"), str(tmp_path / "queries.npy")],
+                           capture_output=True, text=True, check=True).stdout for _ in range(3)}
+    assert len(runs) == 1
+
+
 def test_server_mode_against_a_real_chroma_server(chroma_server, report_pages, tmp_path):
     import chromadb
 
@@ -191,6 +218,7 @@ def test_server_mode_against_a_real_chroma_server(chroma_server, report_pages, t
                                  settings=chromadb.Settings(anonymized_telemetry=False))
     names = {c.name for c in client.list_collections()}
     assert second in names and first not in names  # new collection per build, the old one deleted
+    assert client.get_collection(second).configuration["hnsw"]["ef_search"] >= len(LARGER[:6])  # exhaustive search
     assert open_retriever(settings).pages == list(range(1, 8))
 
     with pytest.raises(IndexUnavailable, match="chroma_mode"):  # an http index cannot serve embedded settings
