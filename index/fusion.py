@@ -56,3 +56,16 @@ def pages_from_chunks(
             seen.add(key)
             out.append((page, score, chunks))
     return out
+
+
+def with_continuation(ranked: Sequence[tuple[int, float, list]], k: int,
+                      partner: Mapping[int, int]) -> list[tuple[int, float, list]]:
+    """The `k` best of `ranked` (pages_from_chunks' output), with the best page's `partner` (the other half of a slide
+    continued over two pages) second when it is not among them: one chart's title and values can sit on either half.
+    A partner that matched nothing comes with the best page's score and no passages."""
+    top = list(ranked[:k])
+    other = partner.get(top[0][0]) if top else None
+    if other is None or any(page == other for page, _, _ in top):
+        return top
+    entry = next((r for r in ranked if r[0] == other), (other, top[0][1], []))
+    return [top[0], entry, *top[1:]][:k]

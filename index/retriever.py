@@ -13,13 +13,42 @@ import numpy as np
 
 from reportqa.index import store
 from reportqa.index.embed import embedder_identity, get_embedder
-from reportqa.index.fusion import pages_from_chunks, rrf, weighted
+from reportqa.index.fusion import pages_from_chunks, rrf, weighted, with_continuation
 from reportqa.index.keywords import BM25, tokenize
 from reportqa.index.types import IndexUnavailable, PageHit, Passage
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+_ELLIPSIS = ("…", "...")
+
+
+def _title_topic(page: PageRecord) -> str | None:
+    """The topic of a slide title "Topic = Claim" (first line), lower-cased, when it has one of two words or more."""
+    first = (page.en or page.zh).split("\n", 1)[0].strip()
+    if "=" not in first:
+        return None
+    topic = " ".join(first.split("=", 1)[0].strip(" .…").lower().split())
+    return topic if len(topic.split()) >= 2 else None
+
+
+def continued_slides(pages: list[PageRecord]) -> dict[int, int]:
+    """Page -> the other half of its slide, for a title continued on the next page: "AI Adoption @ USA Firms =
+    Rising…" then "…AI Adoption @ USA Firms = +21% Q/Q @ ~7% of Companies". The report splits a story over such
+    pairs (a chart, then its figures), and a question matched to one half often needs the other."""
+    by_number = {p.page: p for p in pages}
+    out: dict[int, int] = {}
+    for p in pages:
+        nxt = by_number.get(p.page + 1)
+        if nxt is None or not (nxt.en or nxt.zh).lstrip().startswith(_ELLIPSIS):
+            continue
+        topic = _title_topic(p)
+        if topic is not None and topic == _title_topic(nxt):
+            out.setdefault(p.page, nxt.page)
+            out.setdefault(nxt.page, p.page)
+    return out
 
 
 class Retriever:
@@ -46,6 +75,7 @@ class Retriever:
         self._bm25 = BM25([tokenize(t) for t in self._chunk_text])
         # verbatim repeats (the outline page is printed again before every section) are one page for ranking
         self._page_key = {p.page: hashlib.sha1(re.sub(r"\s+", " ", p.text).encode()).hexdigest() for p in pages}
+        self._partner = continued_slides(pages)
         self._embedder = get_embedder(settings)
         # the answer engine, the eval and users repeat questions; lru_cache is thread-safe
         self._query_vector = functools.lru_cache(maxsize=512)(self._embedder.get_query_embedding)
@@ -90,7 +120,7 @@ class Retriever:
             same_as=self._page_key.__getitem__,
         )
         hits = []
-        for page, score, chunks in ranked[:k]:
+        for page, score, chunks in with_continuation(ranked, k, self._partner):
             record = self._pages[page]
             hits.append(PageHit(page=page, score=score, section=record.section, kind=record.kind, passages=[
                 Passage(chunk_id=self._chunk_ids[row], page=page, text=self._chunk_text[row], score=s)

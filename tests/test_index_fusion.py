@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reportqa.index.fusion import pages_from_chunks, rrf, weighted
+from reportqa.index.fusion import pages_from_chunks, rrf, weighted, with_continuation
 
 
 def test_rrf_rewards_items_ranked_well_by_both_retrievers():
@@ -44,3 +44,12 @@ def test_pages_rank_by_best_chunk_down_weight_dividers_and_merge_duplicates():
     assert [c for c, _ in ranked[2][2]] == ["p1-c0", "p1-c1"]  # all matching chunks, best first
     merged = pages_from_chunks({"p10-c0": 0.7, "p3-c0": 0.2}, page_of, same_as=lambda p: 3 if p == 10 else p)
     assert [p for p, _, _ in merged] == [10]  # the better-scoring copy stands for both
+
+
+def test_the_best_page_brings_the_other_half_of_its_slide():
+    ranked = [(10, 0.9, ["a"]), (3, 0.8, ["b"]), (4, 0.7, ["c"]), (11, 0.2, ["d"])]
+    assert with_continuation(ranked, 3, {10: 11, 11: 10}) == [(10, 0.9, ["a"]), (11, 0.2, ["d"]), (3, 0.8, ["b"])]
+    assert with_continuation(ranked, 3, {10: 9}) == [(10, 0.9, ["a"]), (9, 0.9, []), (3, 0.8, ["b"])]  # matched nothing
+    assert with_continuation(ranked, 3, {10: 4}) == ranked[:3]  # already there
+    assert with_continuation(ranked, 3, {3: 4}) == ranked[:3]  # only the best page's partner
+    assert with_continuation([], 3, {10: 11}) == []

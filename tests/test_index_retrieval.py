@@ -33,6 +33,17 @@ def test_question_finds_its_page_in_the_top_5(retriever, question, pages):
     assert {h.page for h in hits} & set(pages), f"{question}: got {[h.page for h in hits]}, want one of {pages}"
 
 
+def test_a_slide_continued_on_the_next_page_comes_as_a_pair(retriever):
+    from reportqa.index.retriever import continued_slides
+
+    pairs = continued_slides([retriever.page(n) for n in retriever.pages])
+    # "Days to Reach 1MM Users" (p. 58) is titled "…AI User Adoption (ChatGPT as Proxy) =", continuing p. 57
+    assert pairs[57] == 58 and pairs[58] == 57 and pairs[328] == 329
+    assert 71 not in pairs  # "Enterprise AI Adoption = Rising Priority…" on pp. 71-74: one series, not continuations
+    pages = [h.page for h in retriever.retrieve("How many days did it take the iPhone to reach one million users?")]
+    assert pages[:2] == [58, 57]  # p. 57 ranks below the top 5 on its own
+
+
 def test_dev_set_hit_rate(retriever):
     """The whole dev set, per language: a floor well under what docs/index.md reports, to catch regressions."""
     for lang in ("en", "zh"):
