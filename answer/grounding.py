@@ -154,6 +154,15 @@ def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:
 _QUANT = re.compile(r"\b(how (much|many|big|large|fast|long)|what (share|percent|percentage|number|amount|proportion)"
                     r"|growth|rate|revenue|cost|price|number of)\b"
                     r"|多少|几|比例|百分比|份额|增长|规模|数量|金额|成本|收入", re.I)
+# A question for a duration wants a count of its unit, which `_informative` passes over (small counts are what chart
+# axes print): "Searches in 2 Years (2024) vs. Google's 11 Years (2009)" answers "用了几年？". (question, figure) pairs;
+# a bare Chinese 年 after up to three digits is a count ("11年"), not a date ("2009年").
+_DURATIONS = tuple((re.compile(q, re.I), re.compile(f, re.I)) for q, f in (
+    (r"\bhow many years\b|几年|多少年", r"(?<![\d.,])\d{1,3}(?:\.\d+)?\+?\s*(?:years?\b|年(?![前底初中末度]))"),
+    (r"\bhow many days\b|几天|多少天", r"\d\+?\s*(?:days?\b|天)"),
+    (r"\bhow many (?:months|weeks)\b|几个月|多少个月|几周|多少周", r"\d\+?\s*(?:months?\b|weeks?\b|个月|周)"),
+    (r"\bhow long\b|多长时间|多久", r"\d\+?\s*(?:years?\b|months?\b|weeks?\b|days?\b|个月|天|周)"),
+))
 
 
 CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherits this share of its score
@@ -161,17 +170,31 @@ NEIGHBOUR = 0.5  # any other unit next to a matching one: a quote's speaker, a c
 LABEL_TOKENS = 6  # a chart label ("Anthropic Claude", "Google Gemini") is a few words over its value line
 
 
-def _figure_bonus(wants_number: bool, unit: str) -> float:
-    """Extra score for a unit that states a figure, when the question asks for a quantity."""
-    return 0.25 if wants_number and any(_informative(n) for n in numbers(unit)) else 0.0
+@dataclass(frozen=True)
+class Wants:
+    """What kind of figure a question asks for: any quantity, and which duration unit, if it asks "how long"."""
+
+    number: bool
+    duration: re.Pattern | None
+
+    @classmethod
+    def of(cls, question: str) -> Wants:
+        return cls(bool(_QUANT.search(question)), next((f for q, f in _DURATIONS if q.search(question)), None))
+
+    def bonus(self, unit: str) -> float:
+        """Extra score for a unit that states a figure of the kind asked for."""
+        if not self.number:
+            return 0.0
+        stated = any(map(_informative, numbers(unit))) or bool(self.duration and self.duration.search(unit))
+        return 0.25 if stated else 0.0
 
 
-def _unit_score(q: Query, wants_number: bool, unit: str) -> float:
+def _unit_score(q: Query, wants: Wants, unit: str) -> float:
     ut = terms(unit)
     if not ut:
         return 0.0  # axis values, stray digits
     # a long unit must earn its place in the budget
-    return (q.share(ut) + _figure_bonus(wants_number, unit)) / (1 + est_tokens(unit) / 120)
+    return (q.share(ut) + wants.bonus(unit)) / (1 + est_tokens(unit) / 120)
 
 
 def _continues(prev: str, nxt: str) -> bool:
@@ -196,12 +219,12 @@ def select_context(question: str, sources: list[Source], budget: int, lex: Lexic
     the best-ranked page last, next to the question: the 1.5B model reads the excerpt nearest the question most
     reliably (on 60 questions, 8 wrong answers became right and 1 right one wrong against best-first). Pages left
     without units are left out."""
-    q, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
+    q, wants = Query.of(question, lex), Wants.of(question)
     picked: dict[int, set[int]] = {s.page: set() for s in sources}
     cands = []
     for rank, s in enumerate(sources):
         us = s.plain
-        scores = [_unit_score(q, wants_number, u) for u in us]
+        scores = [_unit_score(q, wants, u) for u in us]
         for i, u in enumerate(us):
             score = scores[i]
             if i < 2 and rank < 1:
@@ -651,7 +674,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
     the unit must carry `min_share` of the question's own weight."""
     by_page = {s.page: s for s in sources}
     pages = [p for c in hints for p in c.pages] or [s.page for s in sources[:2]]
-    asked, wants_number = Query.of(question, lex), bool(_QUANT.search(question))
+    asked, wants = Query.of(question, lex), Wants.of(question)
     cands: list[tuple[float, Checked]] = []
     for page in dict.fromkeys(pages):
         src = by_page.get(page)
@@ -663,7 +686,7 @@ def fallback_answer(question: str, lang: Lang, sources: list[Source], hints: lis
         # a chart title matches the question's words best; for "how many", a line with the figure that is still
         # about the question answers it
         best = max(units_in_lang, key=lambda u, probe=probe: probe.share(terms(u)) + (
-            _figure_bonus(wants_number, u) if asked.share(terms(u)) >= min_share else 0.0), default="")
+            wants.bonus(u) if asked.share(terms(u)) >= min_share else 0.0), default="")
         share = probe.share(terms(best)) if best else 0.0
         if not share or asked.share(terms(best)) < min_share or (
                 not hints and asked.count(terms(best)) < min(2, len(asked.weight))):

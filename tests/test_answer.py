@@ -15,6 +15,7 @@ from reportqa.answer.engine import RETRY_COVERAGE
 from reportqa.answer.grounding import (
     Query,
     Source,
+    Wants,
     coverage,
     fallback_answer,
     format_context,
@@ -506,6 +507,20 @@ def test_a_chart_label_brings_its_value_line():
     ctx = select_context("What does Anthropic Claude span?", srcs, budget=50)
     assert any("$75" in u for _, us in ctx for u in us)
     assert not any("Pricing pages" in u for _, us in ctx for u in us)
+
+
+def test_a_question_for_a_duration_prefers_the_line_counting_its_unit():
+    page = PageRecord(20, "Time to 365B Annual Searches = ChatGPT 5.5x Faster vs. Google\n"
+                          "Note: Dashed-line bars are for years where Google did not disclose annual search volumes.\n"
+                          "Searches in 2 Years (2024) vs. Google's 11 Years (2009).", "", "s")
+    srcs = [Source.build(PageHit(20, 0.9, "", "content"), page)]
+    # "2 Years" and "11 Years" are small counts, no figures by themselves; a question for years makes them one
+    for question in ("How many years did Google take to reach 365B annual searches?", "谷歌用了多少年？"):
+        ctx = select_context(question, srcs, budget=32)
+        assert any("11 Years" in u for u in ctx[0][1]) and not any("Dashed" in u for u in ctx[0][1]), question
+    assert Wants.of("How many days did ChatGPT take?").bonus("in 5 days") > 0
+    assert not Wants.of("谷歌用了多少年？").bonus("2009年")  # a date, not a count of years
+    assert not Wants.of("What did Google say?").bonus("in 11 Years")
 
 
 def test_the_best_ranked_page_is_read_last_next_to_the_question():
