@@ -26,7 +26,7 @@ _ELLIPSIS = ("…", "...")
 
 
 def _title_topic(page: PageRecord) -> str | None:
-    """The topic of a slide title "Topic = Claim" (first line), lower-cased, when it has one of two words or more."""
+    """The topic of a slide title "Topic = Claim" (first line), lower-cased, when it has two words or more."""
     first = (page.en or page.zh).split("\n", 1)[0].strip()
     if "=" not in first:
         return None
