@@ -12,6 +12,7 @@ from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import (
     ABBREV,
     Num,
+    adds_to,
     cjk_count,
     date_last,
     detect_lang,
@@ -550,7 +551,7 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
         if any(p not in by_page for p in s.inline):
             g.dropped.append((s.text, "names a page that was not retrieved"))
             continue
-        if not (terms(s.text) - terms(question)) and not _new_numbers(s, question):
+        if not adds_to(s.text, question) and not _new_numbers(s, question):
             g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
             continue
         if question and not (asked.count(terms(s.text)) or names(s.text) or any(map(_informative, _new_numbers(

@@ -75,6 +75,15 @@ def terms(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def adds_to(text: str, question: str) -> bool:
+    """Does the text say anything the question did not, in words? Chinese is compared character by character: a
+    restatement reorders the question's words ("…如何描述不同年龄段的人使用…" answered "…描述了不同年龄段的人使用…"),
+    which makes bigrams the question does not have (述了)."""
+    asked = set(_CJK_RE.findall(question))
+    return any(not cjk_count(t) for t in terms(text) - terms(question)) or any(
+        c not in asked and c not in ZH_STOP_CHARS for c in _CJK_RE.findall(text))
+
+
 _NAME = re.compile(r"\b(?:[A-Z][a-z]*[A-Z][A-Za-z0-9]*|[A-Z]{2,}[0-9]*|[A-Z][a-z]+)\b")
 
 
@@ -141,6 +150,11 @@ _SHORT_YEAR = re.compile(r"(?<![\d/])(?:(?:1[0-2]|0?[1-9])/(?:[0-3]?\d/)?|\b[FC]
                          r"|(?<!\d)(\d{2})\s?年(?=\s?(?:\d{1,2}\s?月|第|[初底末]|[上下]半|[QH][1-4]))")
 
 
+# A chart legend's "’15-20", "’20+": two-digit years after an apostrophe (a range's second year may lack it). Read as
+# counts they stated an answer's "用了20年" on a slide whose bars say 0.2 years.
+_APOS_YEAR = re.compile(r"(?<![A-Za-z0-9])[’'‘](\d{2})(?!\d)(?:\s?[-–]\s?[’'‘]?(\d{2})(?!\d))?")
+
+
 def _full_year(yy: str) -> float:
     """"97" in "5/97" is 1997 (the report's timelines start in 1950); "25" is 2025."""
     return (1900.0 if int(yy) > 40 else 2000.0) + int(yy)
@@ -154,8 +168,10 @@ _MONTH_DAY = re.compile(r"\b(?:" + "|".join(m.capitalize() for m in MONTHS) + r"
 def numbers(text: str, spelled: bool = False) -> list[Num]:
     dates = list(_SHORT_YEAR.finditer(text))
     out = [Num(year, "n", year, 0.5, m.group(0)) for m in dates for year in [_full_year(m.group(1) or m.group(2))]]
+    apos = list(_APOS_YEAR.finditer(text))
+    out += [Num(year, "n", year, 0.5, m.group(0)) for m in apos for yy in m.groups() if yy for year in [_full_year(yy)]]
     # A date's month and day are no figures: the "7/24" under a quote does not state an answer's "7 million".
-    in_date = {i for m in [*dates, *_MONTH_DAY.finditer(text)] for i in range(*m.span())}
+    in_date = {i for m in [*dates, *apos, *_MONTH_DAY.finditer(text)] for i in range(*m.span())}
     for m in _NUM_RE.finditer(text):
         if m.start() in in_date:
             continue

@@ -146,6 +146,13 @@ def test_a_span_of_years_is_not_a_short_date():
     assert g.kept and not g.dropped
 
 
+def test_two_digit_years_after_an_apostrophe_are_years_not_counts():
+    legend = "Year Launched: ’00-’05 ’10-’15 ’15-20 ’20+"
+    assert {n.value for n in numbers(legend)} == {2000.0, 2005.0, 2010.0, 2015.0, 2020.0}
+    assert not number_on(numbers("用了20年")[0], numbers(legend))
+    assert [n.value for n in numbers("5’11 tall")] == [5.0, 11.0]  # feet and inches
+
+
 def test_chinese_ordinals_are_not_page_references():
     (s,) = split_answer("特斯拉在FSD第12版中替换了330,000行C++代码 [p. 10]。")
     assert s.inline == [] and s.cited == [10]
@@ -246,6 +253,15 @@ def test_sentence_with_number_not_in_report_is_withdrawn():
 def test_restating_the_question_is_no_answer(unit_settings):
     eng, _ = engine(unit_settings, ["The report's data on DeepSeek users in Europe is on [p. 30]."])
     assert eng.ask("What data does the report give on DeepSeek users in Europe?").refused
+    # a Chinese restatement reorders the question's words, making bigrams the question lacks (述了, 会带)
+    for question, said in [
+        ("萨姆·奥特曼如何描述不同年龄段的人使用ChatGPT的方式？", "萨姆·奥特曼描述了不同年龄段的人使用ChatGPT的方式"),
+        ("报告认为卫星互联网会怎样带来新网民？", "根据报告，卫星互联网会带来新网民"),
+    ]:
+        (kept,) = ground(said + " [p. 30]。", sources(30), [30], lang="zh", question=question).kept
+        assert kept.pages == []
+    assert ground("根据报告，DeepSeek在中国有5400万月活跃用户 [p. 30]。", sources(30), [30], lang="zh",
+                  question="DeepSeek在中国有多少用户？").kept[0].pages == [30]
 
 
 def test_figure_from_a_page_about_someone_else_is_withdrawn():
