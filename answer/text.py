@@ -166,12 +166,10 @@ _MONTH_DAY = re.compile(r"\b(?:" + "|".join(m.capitalize() for m in MONTHS) + r"
 
 
 def numbers(text: str, spelled: bool = False) -> list[Num]:
-    dates = list(_SHORT_YEAR.finditer(text))
-    out = [Num(year, "n", year, 0.5, m.group(0)) for m in dates for year in [_full_year(m.group(1) or m.group(2))]]
-    apos = list(_APOS_YEAR.finditer(text))
-    out += [Num(year, "n", year, 0.5, m.group(0)) for m in apos for yy in m.groups() if yy for year in [_full_year(yy)]]
+    dates = [*_SHORT_YEAR.finditer(text), *_APOS_YEAR.finditer(text)]
+    out = [Num(year, "n", year, 0.5, m.group(0)) for m in dates for yy in m.groups() if yy for year in [_full_year(yy)]]
     # A date's month and day are no figures: the "7/24" under a quote does not state an answer's "7 million".
-    in_date = {i for m in [*dates, *apos, *_MONTH_DAY.finditer(text)] for i in range(*m.span())}
+    in_date = {i for m in [*dates, *_MONTH_DAY.finditer(text)] for i in range(*m.span())}
     for m in _NUM_RE.finditer(text):
         if m.start() in in_date:
             continue
