@@ -3,9 +3,69 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Literal
 
+from reportqa.errors import UserError
+
 Lang = Literal["en", "zh"]
+
+
+class Rule(StrEnum):
+    """The answer stage's checks that withdraw, repair, re-ask or refuse (docs/answer.md has the table)."""
+
+    # before the model is asked
+    LOW_COVERAGE_REFUSAL = "low_coverage_refusal"
+    UNKNOWN_NAME_REFUSAL = "unknown_name_refusal"
+    # each sentence of the model's answer, in this order
+    QUESTION_NOT_ANSWER = "question_not_answer"
+    PAGE_NOT_RETRIEVED = "page_not_retrieved"
+    RESTATEMENT = "restatement"
+    OFF_QUESTION = "off_question"
+    NUMBER_REPAIRED = "number_repaired"
+    SENTENCE_UNSUPPORTED = "sentence_unsupported"
+    MULTIPLE_FOR_AMOUNT = "multiple_for_amount"
+    YEARS_FOR_DURATION = "years_for_duration"
+    NUMBER_NOT_ON_PAGE = "number_not_on_page"
+    NAME_NOT_ON_PAGE = "name_not_on_page"
+    CITATION_REPLACED = "citation_replaced"
+    CURRENCY_REPAIRED = "currency_repaired"
+    # the answer as a whole
+    OFF_TOPIC = "off_topic"
+    WRONG_LANGUAGE_RETRY = "wrong_language_retry"
+    MODEL_REFUSAL_RETRY = "model_refusal_retry"
+    WITHDRAWN_ANSWER_RETRY = "withdrawn_answer_retry"
+    EVIDENCE_QUOTE_FALLBACK = "evidence_quote_fallback"
+
+
+class Verdict(StrEnum):
+    DROPPED = "dropped"  # the sentence is left out
+    REPAIRED = "repaired"  # a figure or citation is rewritten
+    RETRIED = "retried"  # the model is asked again
+    REFUSED = "refused"  # the engine refuses without asking the model
+    WITHDRAWN = "withdrawn"  # the answer (or a sentence's claim to be one) is taken back
+    REPLACED = "replaced"  # the model's words give way to the report's
+    ADVISORY = "advisory"  # the rule fired but is set not to act (`Settings.advisory_rules`)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One firing of a rule on an answer."""
+
+    rule: Rule
+    verdict: Verdict
+    subject: str  # the sentence or figure concerned (the question, for a rule on the whole answer)
+    detail: str = ""
+
+
+def parse_rules(spec: str) -> frozenset[Rule]:
+    """Comma-separated rule names (the form of `Settings.advisory_rules`); an unknown name is the user's error."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in Rule._value2member_map_]
+    if unknown:
+        raise UserError(f"advisory_rules (REPORTQA_ADVISORY_RULES): unknown rule {', '.join(map(repr, unknown))}; "
+                        f"the rules are: {', '.join(Rule)}")
+    return frozenset(map(Rule, names))
 
 
 @dataclass(frozen=True)
@@ -27,10 +87,12 @@ class Answer:
     total_s: float | None = None
     error: str | None = None  # set when the LLM failed but pages could still be shown
     context: str = ""  # the report excerpts the model read ("" when it was not asked), for diagnosis and the eval
+    checks: list[Check] = field(default_factory=list)  # every rule that fired, in order, over all attempts
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["retrieved"] = [{"page": p, "score": round(s, 4)} for p, s in self.retrieved]
+        d["checks"] = [{k: str(v) for k, v in asdict(c).items()} for c in self.checks]
         return d
 
 

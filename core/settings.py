@@ -56,6 +56,9 @@ class Settings:
     openai_model: str = "local"
     openai_api_key: str = field(default="none", repr=False)  # secrets stay out of reprs (logs, test reports)
 
+    # --- answer checks ---
+    advisory_rules: str = ""  # comma-separated rule names (answer/types.Rule) that record their check but do not act
+
     # --- app ---
     host: str = "127.0.0.1"
     port: int = 7860
@@ -69,6 +72,12 @@ class Settings:
     eval_min_hit_at_5: float = 0.95  # `reportqa eval --fail-under` bars: overall page hit@5,
     eval_min_mrr: float = 0.85  # overall MRR,
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
+
+    def __post_init__(self):
+        if self.advisory_rules:  # imported only when set: the answer stage takes over a second to import
+            from reportqa.answer.types import parse_rules
+
+            parse_rules(self.advisory_rules)
 
     @property
     def index_dir(self) -> Path:
