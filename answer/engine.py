@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 
 from reportqa.answer import prompts
+from reportqa.answer.followup import FollowUps
 from reportqa.answer.grounding import (
     Checked,
     Source,
@@ -52,33 +52,6 @@ RETRY_COVERAGE = 0.5
 EXTRACT_SHARE = 0.4
 # An evidence line standing in for an answer in the wrong language must still be about the question.
 HINTED_SHARE = 0.2
-REWRITE_MAX_TOKENS = 60
-_CITES = re.compile(r"\s*\[p\. \d+\]")
-
-_FOLLOWUP_EN = re.compile(
-    r"^\s*(and|but|also|so|then|what about|how about|and what|what of|same for|compared)\b|"
-    r"\b(it|its|they|them|their|theirs|this|that|these|those|he|she|his|her|there|the same|the former|the latter)\b",
-    re.I)
-_FOLLOWUP_ZH = re.compile(r"^\s*(那|那么|还有|而|另外|同样|以及|和)|呢\s*[？?]?\s*$"
-                          r"|它|他们|她|他|这个|那个|这些|那些|该|此|其")
-_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此", re.I)
-
-
-def needs_rewrite(question: str, history: History | None) -> bool:
-    """Cheap test for a follow-up that only makes sense with the conversation (each LLM call costs seconds here):
-    anaphora or a leading "and/what about/那", or too few content terms to retrieve on."""
-    if not history:
-        return False
-    q = _NOT_ANAPHORA.sub(" ", question)
-    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q)) or len(terms(question)) < 2
-
-
-def _clean_rewrite(text: str, question: str) -> str | None:
-    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
-    line = re.sub(r"^(standalone question|question|问题|独立问题)\s*[:：]\s*", "", line, flags=re.I).strip(" \"'“”")
-    if not line or "[p." in line or is_refusal(line) or len(line) > 3 * len(question) + 200:
-        return None
-    return line
 
 
 class AnswerEngine:
@@ -98,6 +71,7 @@ class AnswerEngine:
         records = list(filter(None, map(retriever.page, listed))) if listed else []
         self.lexicon = Lexicon(records) if records else None
         self.titles = title_index(records)
+        self.followups = FollowUps(lambda: self.llm, self.lexicon)
 
     @property
     def llm(self) -> ChatLLM:
@@ -283,18 +257,7 @@ class AnswerEngine:
         return fallback_answer(question, lang, sources, facts(kept), self.lexicon, min_share=HINTED_SHARE)
 
     def _standalone(self, question: str, history: History | None) -> str:
-        if not needs_rewrite(question, history):
-            return question
-        turns = "\n".join(f"User: {u}\nAssistant: {_CITES.sub('', a)[:200]}" for u, a in list(history)[-2:])
-        messages = [Message("system", prompts.SYSTEM),
-                    Message("user", prompts.REWRITE.format(history=turns, question=question))]
-        try:
-            rewritten = _clean_rewrite(self.llm.complete(messages, REWRITE_MAX_TOKENS), question)
-        except Exception as e:
-            log.warning("follow-up rewrite failed (%s); using the previous question as context", e)
-            rewritten = None
-        # Without a usable rewrite, retrieval still sees the topic of the previous question.
-        return rewritten or f"{history[-1][0]} {question}"
+        return self.followups.standalone(question, history)
 
     def _named_pages(self, question: str, hits: list[PageHit]) -> list[PageHit]:
         """The report's pages the question asks about by number ("what does page 55 say?") or by quoting their title

@@ -1,12 +1,50 @@
 """Follow-up questions: deciding whether a question needs the conversation, and writing it out as a standalone
-question that keeps the earlier turn's subject and still asks (checked in code, whatever wrote it)."""
+question that keeps the earlier turn's subject and still asks.
+
+The base is the previous turn's *standalone* question (never the answer text: a rewrite that read the answer
+restated it, "According to Pew, 20% of …"). What the follow-up changes is merged into it by rules first (a year, a
+name, a pronoun, words that line up with the base); the model writes only what the rules cannot (a changed metric, a
+follow-up in the other language), and whatever wrote the rewrite, `acceptable` checks it: a question, in the asker's
+language, keeping the base's names and years that the follow-up does not replace."""
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
-from reportqa.answer.text import detect_lang
+from reportqa.answer import prompts
+from reportqa.answer.grounding import is_refusal
+from reportqa.answer.lexicon import Lexicon
+from reportqa.answer.llm import ChatLLM, Message
+from reportqa.answer.text import CJK, MONTHS, cjk_count, detect_lang, terms, zh_places
 from reportqa.answer.types import Lang
+
+log = logging.getLogger(__name__)
+
+History = Sequence[tuple[str, str]]
+REWRITE_MAX_TOKENS = 60
+CACHE_SIZE = 512
+
+# The model sees the previous *question* only: given the answer too, a 1.5B model restated it. One example per line,
+# so each shows the whole move at a glance (and only the real follow-up opens a line with "Follow-up:").
+REWRITE = (
+    "Rewrite the follow-up as one complete question: keep the subject, names and years of the previous question, "
+    "change only what the follow-up changes, and do not answer it. Write the question in {lang}. Output only the "
+    "question.\n"
+    "Examples:\n"
+    "Previous question: What was Microsoft's cloud revenue in 2024? | Follow-up: What about its growth? | "
+    "Standalone question: How much did Microsoft's cloud revenue grow in 2024?\n"
+    "Previous question: How many developers are in NVIDIA's ecosystem? | Follow-up: 那AI初创公司的数量呢？ | "
+    "Standalone question: NVIDIA生态系统中AI初创公司的数量是多少？\n"
+    "Previous question: 特斯拉2023年卖了多少辆车？ | Follow-up: And in Europe? | "
+    "Standalone question: How many cars did Tesla sell in Europe in 2023?\n\n"
+    "Previous question: {previous}\nFollow-up: {question}\nStandalone question:"
+)
+LANG_NAME = {"en": "English", "zh": "Simplified Chinese"}
 
 _EN_ASKING = re.compile(
     r"^(what|what's|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|should|"
@@ -31,3 +69,287 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
     if (lang or detect_lang(text)) == "zh":
         return not _ZH_ASKING.search(text)
     return not _EN_ASKING.match(_EN_LEAD.sub("", text))
+
+
+# ---------------------------------------------------------------- does the question need the conversation?
+
+_LEAD_EN = r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared)\b"
+_LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
+# Pronouns that point back. "that" only as a pointing word ("that year", "than that?"), not the conjunction
+# ("say that AI …"); "there" not at all ("how many … are there").
+_FOLLOWUP_EN = re.compile(
+    rf"^\s*{_LEAD_EN}|\b(it|its|they|them|their|theirs|this|these|those|he|she|his|her|him|the same|the former|"
+    r"the latter)\b|\bthat(?=\s*[?.,]|\s*$|\s+(?:one|ones|year|company|figure|number|period|time|model|product|"
+    r"metric|rate|chart|slide|page|group|country|market)\b)", re.I)
+_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|其|同期|同一")
+_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其"
+                           r"|该报告|此报告", re.I)
+# "How long did Google take?" / "谷歌用了多少年？": a duration with no goal to reach is the previous question's.
+_NO_GOAL = re.compile(r"\b(?:take|took|need|needed)\s*[?？]?\s*$|(?:用|花|需要)了?(?:多少|几)(?:年|个月|天|周|小时)"
+                      r"(?:时间)?\s*[?？]?\s*$|(?:用|花)了?多(?:久|长时间)\s*[?？]?\s*$", re.I)
+
+
+def needs_rewrite(question: str, history: History | None) -> bool:
+    """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
+    about/那", a duration with no goal, or too few content terms to retrieve on. Anything else stands alone and is
+    never rewritten."""
+    if not history:
+        return False
+    q = _NOT_ANAPHORA.sub(" ", question)
+    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or len(terms(question)) < 2
+
+
+# ---------------------------------------------------------------- entities a rewrite must keep
+
+_YEAR = re.compile(r"(?<![\d.])(?:19|20)\d{2}(?![\d.])")
+_LATIN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:[-.'’][A-Za-z0-9]+)*")
+_CAPITAL = re.compile(r"[A-Z]")
+_EN_NOT_NAMES = frozenset("i ai a the what which who how when where why and or but also so then is are was were do "
+                          "does did can could will would should has have had in on for of per according".split()
+                          + MONTHS)
+
+
+def names(text: str) -> list[str]:
+    """Names as written: Latin words with a capital or digit (NVIDIA, ChatGPT, Pascal, GPT-4o), leaving out the
+    capitalised function word that opens an English sentence and "AI" (everywhere in this report)."""
+    out = []
+    for m in _LATIN.finditer(text):
+        w = m.group(0).rstrip(".'’").removesuffix("'s").removesuffix("’s")
+        if not (_CAPITAL.search(w) or any(c.isdigit() for c in w)) or w.lower() in _EN_NOT_NAMES:
+            continue
+        if _YEAR.fullmatch(w):
+            continue
+        out.append(w)
+    return list(dict.fromkeys(out))
+
+
+def years(text: str) -> list[str]:
+    return list(dict.fromkeys(_YEAR.findall(text)))
+
+
+def _has(text: str, word: str) -> bool:
+    return word.lower() in text.lower()
+
+
+def _kept(rewrite: str, word: str, lexicon: Lexicon | None) -> bool:
+    """Is the name in the rewrite, as written or, in a Chinese rewrite, translated ("USA" as 美国)?"""
+    if _has(rewrite, word):
+        return True
+    if lexicon is None or not cjk_count(rewrite):
+        return False
+    term = word.lower()
+    return any(term in g for g in lexicon.glosses(rewrite).values()) or any(
+        t in rewrite for t in lexicon.translate(term))
+
+
+def acceptable(rewrite: str, question: str, base: str, replaced: str = "", lexicon: Lexicon | None = None) -> bool:
+    """The checks every rewrite passes: it asks (not `is_statement`), in the follow-up's language, keeps the
+    follow-up's own names and years, and keeps the base question's names and years except those the follow-up
+    replaces: the ones in `replaced` (the stretch of the base a rule swapped out), else one per new name or year
+    the follow-up brings. With the report's `lexicon`, a Chinese rewrite may keep an English name translated."""
+    lang = detect_lang(question)
+    if not rewrite or is_statement(rewrite, lang) or detect_lang(rewrite) != lang:
+        return False
+    for kind in (names, years):
+        if any(not _has(rewrite, w) for w in kind(question)):
+            return False
+        new = [w for w in kind(question) if not _has(base, w)]
+        lost = [w for w in kind(base) if not _has(question, w) and not _kept(rewrite, w, lexicon)]
+        if len([w for w in lost if not _has(replaced, w)]) > (0 if replaced else len(new)):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- rules
+
+_LEAD = re.compile(rf"^\s*(?:{_LEAD_EN}|{_LEAD_ZH})[\s,，]*", re.I)
+_TAIL = re.compile(r"[\s,，]*(?:呢|的呢|又如何|怎么样|如何|情况)?\s*[?？.。!！]*\s*$")
+_FILLER = re.compile(r"^(?:in|for|of|at|during|the year|year|then|instead|about)\b\s*|^(?:在|于)", re.I)
+_TOKEN = re.compile(rf"[A-Za-z0-9$][A-Za-z0-9$%.,'’-]*[A-Za-z0-9%]|[A-Za-z0-9]|[{CJK}]|[^\s{CJK}A-Za-z0-9]")
+_PRONOUN_EN = re.compile(r"\b(?:(its|their)|(it|they|them))\b", re.I)
+_PRONOUN_ZH = re.compile("(它们的|它的|他们的|其)|(它们|它|他们)")
+_PLACE_EN = re.compile(r"^(?:in|across|for) (?:the )?(?:[A-Z][A-Za-z.]*\s?)+$")
+
+Merged = tuple[str, str]  # the rewrite, and the stretch of the base it replaced
+
+
+def _core(question: str) -> str:
+    """The follow-up without its leading "and/what about/那" and trailing "呢？": what it changes or adds."""
+    return _TAIL.sub("", _LEAD.sub("", question)).strip()
+
+
+def _end(text: str) -> tuple[str, str]:
+    """A question's text and its closing question mark."""
+    body = text.rstrip().rstrip("?？")
+    return body, text.rstrip()[len(body):] or ("？" if detect_lang(text) == "zh" else "?")
+
+
+def _qualified(question: str, qualifier: str) -> str:
+    """The question with a year or place added: "In 2023, …" reads oddly in English, so there it goes last."""
+    if detect_lang(question) == "zh":
+        return f"{qualifier}，{question}"
+    body, mark = _end(question)
+    return f"{body} {qualifier}{mark}"
+
+
+def _swap_year(base: str, core: str) -> Merged | None:
+    """"那2023年呢？", "And in 2023?": the base question with its year changed (or, without one, the year added)."""
+    new = years(core)
+    rest = _FILLER.sub("", _YEAR.sub("", core).replace("年", "").strip(" ,，的")).strip()
+    if len(new) != 1 or rest:
+        return None
+    old = years(base)
+    if old:
+        return base.replace(old[-1], new[0]), old[-1]
+    return _qualified(base, f"{new[0]}年" if detect_lang(base) == "zh" else f"in {new[0]}"), ""
+
+
+def _add_place(base: str, core: str) -> Merged | None:
+    """"And in Europe?", "那中国呢？": the base question narrowed to a place."""
+    if detect_lang(base) == "zh":
+        place = core.removeprefix("在")
+        return (_qualified(base, f"在{place}"), "") if zh_places(place) == [place] else None
+    return (_qualified(base, core), "") if _PLACE_EN.match(core) else None
+
+
+def _swap_name(base: str, core: str) -> Merged | None:
+    """"And Microsoft?", "那Meta呢？": the base question about the new name, when it names exactly one other."""
+    core = re.sub(r"^(?:for|of|about|the)\s+", "", core, flags=re.I)
+    new, old = names(core), [n for n in names(base) if not _has(core, n)]
+    if len(new) != 1 or len(old) != 1 or core.removesuffix("'s").removesuffix("’s") != new[0]:
+        return None
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(old[0])}(?![A-Za-z0-9])", new[0], base, count=1), old[0]
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def _aligned(base: str, core: str) -> Merged | None:
+    """"How many years did Google take?" after "How many years did ChatGPT take to reach 365B annual searches?": when
+    the follow-up lines up with the base question word for word except one stretch, that stretch replaces the
+    base's (the rest of the base, the goal, stays)."""
+    b, f = _tokens(base), _tokens(core)
+    ops = difflib.SequenceMatcher(None, [t for t, _, _ in b], [t for t, _, _ in f], autojunk=False).get_opcodes()
+    # everything of the follow-up but one replaced stretch lines up with the base, and at least three tokens do
+    kept = sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal")
+    replaced = [op for op in ops if op[0] == "replace"]
+    if len(replaced) != 1 or any(op[0] == "insert" for op in ops) or kept < 3:
+        return None
+    _, i1, i2, j1, j2 = replaced[0]
+    start, end = b[i1][1], b[i2 - 1][2]
+    return base[:start] + core[f[j1][1]: f[j2 - 1][2]] + base[end:], base[start:end]
+
+
+def _resolve_pronoun(base: str, question: str) -> Merged | None:
+    """"How fast did it grow?" after a question about ChatGPT: the pronoun becomes the base's one name (and the
+    base's year, if the follow-up has none, is kept)."""
+    subject = names(base)
+    if len(subject) != 1:
+        return None
+    name = subject[0]
+    if detect_lang(question) == "zh":
+        out, n = _PRONOUN_ZH.subn(lambda m: f"{name}的" if m.group(1) else name, question, count=1)
+    else:
+        out, n = _PRONOUN_EN.subn(lambda m: f"{name}'s" if m.group(1) else name, question, count=1)
+    if not n:
+        return None
+    out = _LEAD.sub("", out).strip()
+    for y in years(base) if not years(question) else ():
+        out = _qualified(out, f"{y}年" if detect_lang(out) == "zh" else f"in {y}")
+    return out, ""
+
+
+def _appended(base: str, question: str) -> str:
+    """Last resort: the base question with the follow-up's words added, so retrieval still sees both; across
+    languages, the follow-up with the base's names and years."""
+    core = _core(question)
+    lang = detect_lang(question)
+    if detect_lang(base) == lang and core:
+        body, _ = _end(base)
+        if lang == "zh":
+            return f"{body}，{core}呢？"
+        return f"{body}, and {core[0].lower() + core[1:] if core.split()[0] not in names(core) else core}?"
+    keep = [w for w in [*names(base), *(years(base) if not years(question) else [])] if not _has(question, w)]
+    if not keep:
+        return question
+    body, mark = _end(question)
+    return f"{body}（{'，'.join(keep)}）{mark}" if lang == "zh" else f"{body} ({', '.join(keep)}){mark}"
+
+
+def merge(base: str, question: str) -> str | None:
+    """The follow-up written out from the base question by rules alone, or None when no rule fits (the model then
+    tries). Same language only, except a pronoun, which any language can take a name for."""
+    same = detect_lang(base) == detect_lang(question)
+    core = _core(question)
+    tries = [_swap_year(base, core), _add_place(base, core), _swap_name(base, core), _aligned(base, core)] if same \
+        else []
+    for merged in [*tries, _resolve_pronoun(base, question)]:
+        if merged and acceptable(merged[0], question, base, merged[1]):
+            return merged[0]
+    return None
+
+
+def clean_rewrite(text: str, question: str) -> str | None:
+    """The model's rewrite as one line without labels or quotes; None for an empty or runaway reply."""
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone question|question|问题|独立问题)\s*[:：]\s*", "", line, flags=re.I).strip(" \"'“”")
+    if not line or "[p." in line or is_refusal(line) or len(line) > 3 * len(question) + 200:
+        return None
+    return line
+
+
+# ---------------------------------------------------------------- the rewriter
+
+class FollowUps:
+    """Standalone questions for a conversation. The previous turn's standalone question is the base; the chat and
+    the eval pass history as (user text, answer text) pairs, so each turn's standalone question is cached under the
+    user texts that led to it and re-derived (recursively) when the cache does not have it. Thread-safe."""
+
+    def __init__(self, llm: Callable[[], ChatLLM], lexicon: Lexicon | None = None):
+        self._llm = llm
+        self._lexicon = lexicon
+        self._cache: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def standalone(self, question: str, history: History | None) -> str:
+        history = list(history or [])
+        key = (*(u for u, _ in history), question)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        out = self._rewrite(question, history) if needs_rewrite(question, history) else question
+        with self._lock:
+            self._cache[key] = out
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return out
+
+    def _rewrite(self, question: str, history: list[tuple[str, str]]) -> str:
+        base = self.standalone(history[-1][0], history[:-1])
+        out = merge(base, question)
+        if out:
+            log.info("follow-up %r merged by rule: %r", question, out)
+            return out
+        out = self._model(base, question)
+        if out:
+            log.info("follow-up %r rewritten by the model: %r", question, out)
+            return out
+        out = _appended(base, question)
+        log.info("follow-up %r: no rule or model rewrite held up; appended: %r", question, out)
+        return out
+
+    def _model(self, base: str, question: str) -> str | None:
+        lang = detect_lang(question)
+        messages = [Message("system", prompts.SYSTEM),
+                    Message("user", REWRITE.format(previous=base, question=question, lang=LANG_NAME[lang]))]
+        try:
+            out = clean_rewrite(self._llm().complete(messages, REWRITE_MAX_TOKENS), question)
+        except Exception as e:
+            log.warning("follow-up rewrite failed (%s)", e)
+            return None
+        if out and not acceptable(out, question, base, lexicon=self._lexicon):
+            log.info("model rewrite %r rejected (a statement, the wrong language, or a name or year lost)", out)
+            return None
+        return out

@@ -68,12 +68,6 @@ ANSWER_DIRECT = {
 # cheapest way to keep a 1.5B model in that language.
 PREFILL = {"en": "", "zh": "根据报告，"}
 
-REWRITE = (
-    "Rewrite the follow-up as one standalone question that makes sense without the conversation. Keep the "
-    "follow-up's language. Output only the question.\n\n"
-    "Conversation:\n{history}\n\nFollow-up: {question}\nStandalone question:"
-)
-
 REFUSE = {
     "en": "The report does not seem to answer this question.",
     "zh": "报告中似乎没有这个问题的答案。",

@@ -1,0 +1,182 @@
+"""Follow-up questions (answer/followup.py): which questions need the conversation, the rule merges, and the checks
+every rewrite passes, with the scripted model standing in for the fallback. The failure kinds are the ones issue 24
+saw from the engine's old rewrite."""
+
+from __future__ import annotations
+
+import pytest
+from test_answer import FakeRetriever
+
+from reportqa.answer import AnswerEngine, ScriptedLLM
+from reportqa.answer.followup import FollowUps, acceptable, is_statement, merge, needs_rewrite
+from reportqa.answer.lexicon import Lexicon
+from reportqa.ingest.records import PageRecord
+from reportqa.settings import load_settings
+
+PEW = "What share of US adults aged 18-29 had used ChatGPT in March 2025, according to Pew?"
+NVIDIA = "How many developers are in NVIDIA's developer ecosystem?"
+SEARCHES = "ChatGPT用了多少年达到3650亿次年搜索？"
+CAPEX = "2024年美国六大科技公司的资本支出是多少？"
+CAPEX_EN = "What was the capex of the USA big six tech companies in 2024?"
+
+
+def rewriter(replies=(), lexicon=None):
+    llm = ScriptedLLM(list(replies))
+    return FollowUps(lambda: llm, lexicon), llm
+
+
+def after(base: str) -> list[tuple[str, str]]:
+    return [(base, "An answer that the rewrite never reads [p. 3].")]
+
+
+@pytest.mark.parametrize("text", [
+    "According to Pew, 20% of US adults aged 18-29 had used ChatGPT in July 2023.",
+    "According to the report, NVIDIA estimates an annual token revenue of $1,375T running Pascal GPUs.",
+    "根据报告，2024年美国六大科技公司的资本支出为+21%近十年年均增长",
+    "The report says ChatGPT reached 800MM weekly users",
+])
+def test_statements_are_statements(text):
+    assert is_statement(text)
+
+
+@pytest.mark.parametrize("text", [
+    "根据报告，AI初创公司的数量是多少？", "那2023年呢", "What about 2023",
+    "According to Pew, what share of adults used ChatGPT in 2023", "List the companies with the largest capex",
+    "谷歌用了多少年？", "DeepSeek的用户在哪些国家",
+])
+def test_questions_are_not_statements(text):
+    assert not is_statement(text)
+
+
+# ---------------------------------------------------------------- stand-alone questions are never rewritten
+
+@pytest.mark.parametrize("question", [
+    "How many users does Starlink have?",
+    "How many countries are there in the survey?",
+    "What share of companies say that AI lifts productivity?",
+    "DeepSeek的月活跃用户有多少？",
+    "报告中其他国家的AI投资有多少？",
+])
+def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
+    fu, llm = rewriter()
+    assert not needs_rewrite(question, after(CAPEX_EN))
+    assert fu.standalone(question, after(CAPEX_EN)) == question
+    assert llm.calls == []
+
+
+def test_first_question_is_never_rewritten():
+    assert not needs_rewrite("And Google?", [])
+
+
+# ---------------------------------------------------------------- rules: no model call
+
+@pytest.mark.parametrize("base, follow_up, expected", [
+    (CAPEX, "那2023年呢？", "2023年美国六大科技公司的资本支出是多少？"),
+    (CAPEX_EN, "And in 2023?", "What was the capex of the USA big six tech companies in 2023?"),
+    ("What was Microsoft's capex in 2024?", "And Google?", "What was Google's capex in 2024?"),
+    ("DeepSeek的月活跃用户有多少？", "那中国呢？", "在中国，DeepSeek的月活跃用户有多少？"),
+    ("How many monthly active users did DeepSeek have?", "And in China?",
+     "How many monthly active users did DeepSeek have in China?"),
+    ("DeepSeek移动应用的月活跃用户有多少？", "那它的用户主要集中在哪些国家？", "DeepSeek的用户主要集中在哪些国家？"),
+    ("How many weekly active users did ChatGPT have in April 2025?", "How fast did it grow?",
+     "How fast did ChatGPT grow in 2025?"),
+    # no rewrite where one was needed: the duration's goal is the previous question's
+    (SEARCHES, "谷歌用了多少年？", "谷歌用了多少年达到3650亿次年搜索？"),
+    ("How many years did ChatGPT take to reach 365B annual searches?", "How many years did Google take?",
+     "How many years did Google take to reach 365B annual searches?"),
+])
+def test_rules_write_out_the_follow_up_from_the_previous_question(base, follow_up, expected):
+    fu, llm = rewriter()
+    assert needs_rewrite(follow_up, after(base))
+    assert merge(base, follow_up) == expected
+    assert fu.standalone(follow_up, after(base)) == expected
+    assert llm.calls == []
+
+
+def test_the_base_is_the_previous_standalone_question_rederived_from_history():
+    history = [("What was Microsoft's capex in 2024?", "…"), ("And Google?", "…")]
+    fu, _ = rewriter()
+    assert fu.standalone("And in 2023?", history) == "What was Google's capex in 2023?"
+
+
+def test_each_turn_is_rewritten_once_per_conversation():
+    fu, llm = rewriter(["NVIDIA生态系统中AI初创公司的数量是多少？"])
+    first = fu.standalone("那AI初创公司的数量呢？", after(NVIDIA))
+    history = [*after(NVIDIA), ("那AI初创公司的数量呢？", "…")]
+    assert fu.standalone("那2023年呢？", history) == "2023年，" + first
+    assert len(llm.calls) == 1
+
+
+# ---------------------------------------------------------------- the model's rewrite, checked
+
+def test_a_statement_rewrite_is_rejected():
+    follow_up = "And what did Pew find for the same age group in July 2023?"
+    fu, llm = rewriter(["According to Pew, 20% of US adults aged 18-29 had used ChatGPT in July 2023."])
+    out = fu.standalone(follow_up, after(PEW))
+    assert len(llm.calls) == 1 and not is_statement(out)
+    assert "ChatGPT" in out and "July 2023" in out  # the appended fallback keeps both turns' entities
+
+
+def test_a_good_model_rewrite_is_used_and_never_sees_the_answer():
+    follow_up = "And what did Pew find for the same age group in July 2023?"
+    good = "What share of US adults aged 18-29 had used ChatGPT in July 2023, according to Pew?"
+    fu, llm = rewriter([good])
+    history = [(PEW, "According to Pew, 58% of US adults aged 18-29 had used ChatGPT [p. 55].")]
+    assert fu.standalone(follow_up, history) == good
+    assert "58%" not in llm.calls[0][-1].content and PEW in llm.calls[0][-1].content
+
+
+def test_a_rewrite_that_drops_the_subject_is_rejected():
+    fu, _ = rewriter(["根据报告，AI初创公司的数量是多少？"])
+    out = fu.standalone("那AI初创公司的数量呢？", after(NVIDIA))
+    assert "NVIDIA" in out and "AI初创公司" in out and not is_statement(out)
+    assert acceptable("NVIDIA生态系统中AI初创公司的数量是多少？", "那AI初创公司的数量呢？", NVIDIA)
+
+
+def test_a_rewrite_may_replace_the_name_the_follow_up_replaces():
+    base = "What annual token revenue does NVIDIA estimate for Blackwell GPUs?"
+    follow_up = "What about the Pascal generation?"
+    assert acceptable("What annual token revenue does NVIDIA estimate for Pascal GPUs?", follow_up, base)
+    assert not acceptable("What annual token revenue is estimated for Pascal GPUs?", follow_up, base)
+    assert not acceptable("According to the report, NVIDIA estimates an annual token revenue of $1,375T running "
+                          "Pascal GPUs.", follow_up, base)
+
+
+@pytest.mark.parametrize("base, follow_up, wrong, right", [
+    # en -> zh: the asker switched to Chinese, so the rewrite is Chinese
+    (CAPEX_EN, "那2023年呢？", "What was the capex of the USA big six tech companies in 2023?",
+     "2023年美国六大科技公司的资本支出是多少？"),
+    # zh -> en
+    (CAPEX, "What about 2023?", "2023年美国六大科技公司的资本支出是多少？",
+     "What was the capex of the USA big six tech companies in 2023?"),
+])
+def test_the_rewrite_is_in_the_askers_language(base, follow_up, wrong, right):
+    # the report's own pages translate its names: "USA" kept as 美国 is kept
+    lexicon = Lexicon([PageRecord(4, "CapEx of the USA big six tech companies reached $212B in 2024",
+                                  "美国六大科技公司的资本支出达到2120亿美元", "CapEx")])
+    fu, _ = rewriter([wrong], lexicon)
+    out = fu.standalone(follow_up, after(base))
+    assert out != wrong and "2023" in out and "2024" not in out
+    fu, llm = rewriter([right], lexicon)
+    assert fu.standalone(follow_up, after(base)) == right
+    asked_for = "Simplified Chinese" if follow_up.startswith("那") else "English"
+    assert f"Write the question in {asked_for}." in llm.calls[0][-1].content
+
+
+def test_a_model_failure_falls_back_to_the_previous_question_with_the_follow_up():
+    fu, _ = rewriter([ConnectionError("connection refused")])
+    out = fu.standalone("What about the Pascal generation?",
+                        after("What annual token revenue does NVIDIA estimate for Blackwell GPUs?"))
+    assert out == "What annual token revenue does NVIDIA estimate for Blackwell GPUs, and the Pascal generation?"
+
+
+# ---------------------------------------------------------------- in the engine
+
+def test_engine_retrieves_on_the_standalone_question(tmp_path):
+    llm = ScriptedLLM(["DeepSeek在中国的月活跃用户达到5400万 [p. 30]。"])
+    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
+    history = [("DeepSeek的月活跃用户有多少？", "DeepSeek的月活跃用户达到5400万 [p. 30]。")]
+    ans = eng.ask("那中国呢？", history=history)
+    assert ans.standalone_question == "在中国，DeepSeek的月活跃用户有多少？"
+    assert eng.retriever.queries == [ans.standalone_question]
+    assert len(llm.calls) == 1 and "5400万" in ans.answer
