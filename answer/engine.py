@@ -1,5 +1,7 @@
 """`AnswerEngine`: follow-up rewriting -> retrieval -> small prompt -> streamed generation -> code-side checks
-(citations, numbers, language, refusal). The model proposes; the checks in grounding.py decide what is shown."""
+(citations, numbers, language, refusal). The model proposes; the rules decide what is shown: the sentence rules in
+grounding.py, and here the ones on the whole answer, whose order is the flow of one question (refuse before asking,
+withdraw, re-ask, quote the evidence). Every firing is recorded on `Answer.checks`."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from reportqa.answer import prompts
 from reportqa.answer.followup import FollowUps
 from reportqa.answer.grounding import (
     Checked,
+    Checks,
+    Params,
     Source,
     coverage,
     facts,
@@ -30,7 +34,7 @@ from reportqa.answer.grounding import (
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
 from reportqa.answer.text import detect_lang, names, terms
-from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Token
+from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Rule, Token, Verdict
 from reportqa.errors import UserError
 from reportqa.index.types import PageHit
 from reportqa.settings import Settings
@@ -38,20 +42,6 @@ from reportqa.settings import Settings
 log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
-
-# Below this share of the question's terms on the best retrieved page the report is taken not to answer, without
-# asking the model. Deliberately low: an answerable question must not be refused, and the model and the citation
-# checks still refuse what slips through.
-MIN_COVERAGE = 0.17
-# At or above this coverage the model's "not in the report" (or an answer the checks withdrew) is not trusted:
-# the best-matching evidence sentences are shown instead, as long as they carry this share of the question's terms.
-TRUST_COVERAGE = 0.6
-# At or above this coverage a model refusal gets a second, more direct attempt first (an answer the checks withdrew
-# always does), and the best page is printed last, next to the question; below it, first.
-RETRY_COVERAGE = 0.5
-EXTRACT_SHARE = 0.4
-# An evidence line standing in for an answer in the wrong language must still be about the question.
-HINTED_SHARE = 0.2
 
 
 class AnswerEngine:
@@ -71,6 +61,7 @@ class AnswerEngine:
         records = list(filter(None, map(retriever.page, listed))) if listed else []
         self.lexicon = Lexicon(records) if records else None
         self.titles = title_index(records)
+        self.params = Params.of(settings.advisory_rules)
         self.followups = FollowUps(lambda: self.llm, self.lexicon)
 
     @property
@@ -124,10 +115,7 @@ class AnswerEngine:
         yield Evidence([s.page for s in sources])
 
         cov = coverage(ans.standalone_question, sources, self.lexicon)
-        unknown = self._unknown_names(ans.standalone_question)
-        if (cov < MIN_COVERAGE and not named) or unknown:
-            log.info("refusing without asking the model: question coverage %.2f on pages %s; names the report never "
-                     "uses: %s", cov, ans.retrieved, unknown)
+        if self._refuse_unasked(ans, cov, bool(named)):
             text = self._refusal_text(lang, sources)
             ans.first_token_s = time.perf_counter() - t0
             yield Token(text)
@@ -159,6 +147,22 @@ class AnswerEngine:
 
     # ------------------------------------------------------------ steps
 
+    def _checks(self, ans: Answer) -> Checks:
+        return Checks(self.params, ans.checks)
+
+    def _refuse_unasked(self, ans: Answer, cov: float, named: bool) -> bool:
+        """Refuse without asking the model when the question names what the report never mentions, or its terms are
+        too few on the best retrieved page (unless it names a page)."""
+        rec, question = self._checks(ans), ans.standalone_question
+        refuse = False
+        if cov < self.params.min_coverage and not named:
+            refuse |= rec.fire(Rule.LOW_COVERAGE_REFUSAL, Verdict.REFUSED, question,
+                               f"coverage {cov:.2f} on pages {[p for p, _ in ans.retrieved]}")
+        if unknown := self._unknown_names(question):
+            refuse |= rec.fire(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED, question,
+                               "names the report never uses: " + ", ".join(unknown))
+        return refuse
+
     def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int], budget: int,
                 cov: float) -> tuple[list[Message], list[int]]:
         """The answering prompt with excerpts chosen within `budget` (recorded in `ans.context`), and the pages in the
@@ -167,7 +171,7 @@ class AnswerEngine:
         pastes into an answer the report does not have ("quantum computing + AI" answered with p. 93's "the next
         frontier is AGI")."""
         context = select_context(ans.standalone_question, sources, budget, self.lexicon, named)
-        if cov < RETRY_COVERAGE:
+        if cov < self.params.retry_coverage:
             context.reverse()
         ans.context = format_context(context)
         messages = [Message("system", prompts.SYSTEM),
@@ -180,50 +184,53 @@ class AnswerEngine:
         """The sentences of the model's answer that survive the grounding rules, repaired for language; when nothing
         survives but the pages cover the question, a second, more direct attempt (on wider excerpts when the pages
         cover the question well), then the evidence quoted; [] means refuse."""
-        lang, question = ans.lang, ans.standalone_question
+        lang, question, p = ans.lang, ans.standalone_question, self.params
+        rec = self._checks(ans)
         kept = self._grounded(raw, ans, sources, messages, order)
-        if not facts(kept) and (cov >= RETRY_COVERAGE or not is_refusal(raw)):
-            # An answer that did not hold up (the model saw an answer but misread a figure), or a refusal on pages
-            # that share most of the question's terms, is more often the small model's slip than a gap. A refusal
-            # on poorly covered pages agrees with the evidence and is trusted.
-            log.info("no usable answer at coverage %.2f; asking once more", cov)
-            if cov >= RETRY_COVERAGE:
+        # An answer that did not hold up (the model saw an answer but misread a figure), or a refusal on pages that
+        # share most of the question's terms, is more often the small model's slip than a gap. A refusal on poorly
+        # covered pages agrees with the evidence and is trusted.
+        retry = Rule.MODEL_REFUSAL_RETRY if is_refusal(raw) else Rule.WITHDRAWN_ANSWER_RETRY
+        if not facts(kept) and (retry is Rule.WITHDRAWN_ANSWER_RETRY or cov >= p.retry_coverage) and rec.fire(
+                retry, Verdict.RETRIED, question, f"coverage {cov:.2f}"):
+            if cov >= p.retry_coverage:
                 # Pages that cover the question often hold the facts outside the first excerpts: read more of them
                 # (only the few questions that get here pay for it). On poorly covered pages more text only gives
                 # the model more to paste into an answer the report does not have.
                 messages, order = self._prompt(ans, sources, named, self.settings.answer_retry_context_tokens, cov)
             try:
-                retry = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
-                log.debug("raw answer (second attempt): %r", retry)
-                kept = self._grounded(retry, ans, sources, messages, order)
+                second = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
+                log.debug("raw answer (second attempt): %r", second)
+                kept = self._grounded(second, ans, sources, messages, order)
             except Exception as e:
                 log.warning("LLM failed on the second attempt: %s", e)
-        if not facts(kept) and cov >= TRUST_COVERAGE:
+        if not facts(kept) and cov >= p.trust_coverage:
             # Still nothing, yet the pages cover the question well: quote them.
-            kept = fallback_answer(question, lang, sources, [], self.lexicon, min_share=EXTRACT_SHARE)
-            if kept:
+            quoted = fallback_answer(question, lang, sources, [], self.lexicon, min_share=p.quote_share)
+            if quoted and rec.fire(Rule.EVIDENCE_QUOTE_FALLBACK, Verdict.REPLACED, quoted[0].sentence.text,
+                                   f"coverage {cov:.2f}"):
+                kept = quoted
                 kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
-            log.info("model gave no usable answer at coverage %.2f; %s", cov,
-                     "quoting the evidence" if kept else "nothing to quote")
+            elif not quoted:
+                log.info("model gave no usable answer at coverage %.2f; nothing to quote", cov)
         return kept
 
     def _grounded(self, raw: str, ans: Answer, sources: list[Source], messages: list[Message],
                   order: list[int]) -> list[Checked]:
         """One model answer through the grounding rules, the topic check and the language repair."""
-        lang, question = ans.lang, ans.standalone_question
-        g = ground(raw, sources, order, lang, self.lexicon, question)
-        for text, why in g.dropped:
-            log.info("dropped %r: %s", text[:80], why)
-        for old, new in g.repaired:
-            log.info("number %r repaired to %r", old, new)
+        lang, question, rec = ans.lang, ans.standalone_question, self._checks(ans)
+        g = ground(raw, sources, order, lang, self.lexicon, question, self.params)
+        ans.checks += g.checks
         kept = g.kept if facts(g.kept) else []
         by_page = {s.page: s for s in sources}
-        if kept and not on_topic(question, [by_page[p] for c in kept for p in c.pages], self.lexicon):
-            log.info("withdrawn: the cited pages never mention what the question is about")
+        if kept and not on_topic(question, [by_page[p] for c in kept for p in c.pages], self.lexicon) and rec.fire(
+                Rule.OFF_TOPIC, Verdict.WITHDRAWN, render(kept, lang),
+                "the cited pages never mention what the question is about"):
             kept = []
         latin_ok = frozenset(self.lexicon.zh_latin) | terms(question) if self.lexicon else None
-        if kept and not in_lang(kept, lang, latin_ok):
-            kept = self._repair_language(messages, lang, sources, order, kept, question, latin_ok)
+        if kept and not in_lang(kept, lang, latin_ok) and rec.fire(
+                Rule.WRONG_LANGUAGE_RETRY, Verdict.RETRIED, render(kept, lang), f"not in {lang}"):
+            kept = self._repair_language(messages, ans, sources, order, kept, latin_ok)
         return kept
 
     def _generate(self, messages: list[Message], lang: Lang, hint: str = "") -> Iterator[str]:
@@ -239,22 +246,30 @@ class AnswerEngine:
             yield prefill + piece  # the prefill goes out with the first real token, so timings stay honest
             prefill = ""
 
-    def _repair_language(self, messages: list[Message], lang: Lang, sources: list[Source], order: list[int],
-                         kept: list[Checked], question: str, latin_ok: frozenset[str] | None) -> list[Checked]:
-        """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else build
-        the answer from evidence sentences in the asker's language."""
-        log.info("answer not in %s; asking again", lang)
+    def _repair_language(self, messages: list[Message], ans: Answer, sources: list[Source], order: list[int],
+                         kept: list[Checked], latin_ok: frozenset[str] | None) -> list[Checked]:
+        """The model answered (partly) in the wrong language: ask once more with a stronger instruction, else keep
+        the sentences in the asker's language, else build the answer from evidence sentences in that language."""
+        lang, question, rec = ans.lang, ans.standalone_question, self._checks(ans)
         try:
             retry = "".join(self._generate(messages, lang, prompts.ANSWER_RETRY[lang]))
-            g = ground(retry, sources, order, lang, self.lexicon, question)
+            g = ground(retry, sources, order, lang, self.lexicon, question, self.params)
+            ans.checks += g.checks
             if facts(g.kept) and in_lang(g.kept, lang, latin_ok):
                 return g.kept
         except Exception as e:
             log.warning("LLM failed on the language retry: %s", e)
         right = [c for c in kept if in_lang([c], lang, latin_ok)]
         if facts(right):
+            for c in kept:
+                if c not in right:
+                    rec.fire(Rule.WRONG_LANGUAGE_RETRY, Verdict.DROPPED, c.sentence.text, f"not in {lang}")
             return right
-        return fallback_answer(question, lang, sources, facts(kept), self.lexicon, min_share=HINTED_SHARE)
+        quoted = fallback_answer(question, lang, sources, facts(kept), self.lexicon,
+                                 min_share=self.params.language_share)
+        rec.fire(Rule.WRONG_LANGUAGE_RETRY, Verdict.REPLACED, render(kept, lang),
+                 "evidence in " + lang if quoted else "no evidence line in " + lang)
+        return quoted
 
     def _standalone(self, question: str, history: History | None) -> str:
         return self.followups.standalone(question, history)

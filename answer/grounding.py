@@ -1,10 +1,13 @@
 """Code-side grounding rules, independent of what the model was told: which sentences go into the prompt, whether
 the evidence can answer a question at all, and which answer sentences survive (cited pages must be retrieved and
-support the sentence; every number must be on a cited page)."""
+support the sentence; every number must be on a cited page). The rules that withdraw, repair, re-ask or refuse are
+named (`types.Rule`), take their thresholds from one `Params`, and record each firing (`Checks`)."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -27,12 +30,66 @@ from reportqa.answer.text import (
     units,
     zh_places,
 )
-from reportqa.answer.types import Lang
+from reportqa.answer.types import Check, Lang, Rule, Verdict, parse_rules
 from reportqa.index.types import PageHit
 from reportqa.ingest.records import PageRecord
 
+log = logging.getLogger(__name__)
+
 QUOTE_CHARS = 240
 _CJK_RANGE = r"\u3400-\u9fff"
+
+
+# ---------------------------------------------------------------- the rules' parameters and their record
+
+@dataclass(frozen=True)
+class Params:
+    """The thresholds of the answer stage's rules (docs/answer.md has the table), and the rules that only advise."""
+
+    # LOW_COVERAGE_REFUSAL: below this share of the question's terms on the best retrieved page the report is taken
+    # not to answer, without asking the model. Deliberately low: an answerable question must not be refused, and the
+    # model and the citation checks still refuse what slips through.
+    min_coverage: float = 0.17
+    # MODEL_REFUSAL_RETRY: at or above this coverage a model refusal gets a second, more direct attempt, on wider
+    # excerpts (an answer the checks withdrew always gets one: WITHDRAWN_ANSWER_RETRY); the prompt prints the best
+    # page last, next to the question (below it, first).
+    retry_coverage: float = 0.5
+    # EVIDENCE_QUOTE_FALLBACK: at or above this coverage the model's "not in the report" (or an answer the checks
+    # withdrew) is not trusted: the best-matching evidence line is quoted, if it carries `quote_share` of the
+    # question's weight.
+    trust_coverage: float = 0.6
+    quote_share: float = 0.4
+    # WRONG_LANGUAGE_RETRY: an evidence line standing in for an answer in the wrong language must still carry this
+    # share of the question's weight.
+    language_share: float = 0.2
+    # SENTENCE_UNSUPPORTED: weighted share of a sentence's terms a page must hold to support it (without numbers).
+    support_share: float = 0.35
+    advisory: frozenset[Rule] = frozenset()  # rules that record their check but do not act
+
+    @classmethod
+    def of(cls, advisory_rules: str) -> Params:
+        return cls(advisory=parse_rules(advisory_rules))
+
+    def acts(self, rule: Rule) -> bool:
+        return rule not in self.advisory
+
+
+PARAMS = Params()
+
+
+@dataclass
+class Checks:
+    """The rules that fired on one answer, in order: the one place that decides whether a firing rule acts."""
+
+    params: Params = PARAMS
+    done: list[Check] = field(default_factory=list)
+
+    def fire(self, rule: Rule, verdict: Verdict, subject: str, detail: str = "") -> bool:
+        """Record a firing; True if the rule acts on it (False: advisory, carry on as if it had not fired)."""
+        acts = self.params.acts(rule)
+        self.done.append(Check(rule, verdict if acts else Verdict.ADVISORY, subject, detail))
+        log.info("%s %s %r%s", rule, self.done[-1].verdict, subject[:80], f": {detail}" if detail else "")
+        return acts
 
 
 @dataclass
@@ -355,9 +412,6 @@ def split_answer(text: str) -> list[Sentence]:
 
 # ---------------------------------------------------------------- checking
 
-SUPPORT_SHARE = 0.35  # weighted share of a sentence's terms a page must hold to support it (without numbers)
-
-
 @dataclass
 class Support:
     ok: bool
@@ -386,23 +440,12 @@ def _is_year(n: Num) -> bool:
     return n.kind == "n" and n.value == n.mantissa and n.value == int(n.value) and 1900 <= n.value <= 2100
 
 
-def _wrong_kind(s: Sentence, question: str) -> str | None:
-    """Why the sentence's figures cannot answer what the question asks for, if they cannot."""
-    new = _new_numbers(s, question)
-    figures = [n for n in new if _informative(n)]
-    if figures and _AMOUNT.search(question) and not _CHANGE.search(question) and all(n.kind == "x" for n in figures):
-        return "a multiple, where the question asks for an amount"
-    if new and _DURATION.search(question) and all(map(_is_year, new)):
-        return "calendar years, where the question asks how long"
-    return None
-
-
 def _new_numbers(s: Sentence, question: str) -> list[Num]:
     asked = numbers(question)
     return [n for n in _fact_numbers(s) if not number_on(n, asked)]
 
 
-def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
+def support(s: Sentence, src: Source, lex: Lexicon | None = None, share: float = PARAMS.support_share) -> Support:
     """Does the page say what the sentence says? Content-term overlap in either language (directly or translated),
     or distinctive numbers in common (a Chinese sentence about an English-only chart shares figures and names)."""
     st = Query.of(s.text, lex)
@@ -410,7 +453,7 @@ def support(s: Sentence, src: Source, lex: Lexicon | None = None) -> Support:
     found = [i for i, n in enumerate(nums) if number_on(n, src.nums)]
     hits, frac = st.count(src.terms), st.share(src.terms)
     strong_nums = sum(1 for i in found if _informative(nums[i]))
-    ok = frac >= SUPPORT_SHARE or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
+    ok = frac >= share or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
     covered = frozenset([*found, *(n for n in names(s.text) if named_on(n, src))])
     return Support(ok, frac + 0.3 * len(found) + 0.2 * strong_nums, covered)
 
@@ -435,9 +478,8 @@ class Checked:
 @dataclass
 class Grounded:
     kept: list[Checked]
-    dropped: list[tuple[str, str]]  # (sentence, reason), for logs and tests
+    checks: list[Check]  # the sentence rules that fired, in order
     refusal: bool  # the model said the report does not answer
-    repaired: list[tuple[str, str]] = field(default_factory=list)  # (number as written, as the page states it)
 
 
 def _resolve(cited: list[int], inline: list[int], by_page: dict[int, Source], order: list[int]) -> list[int]:
@@ -527,88 +569,207 @@ def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> l
                 break
             if cands:
                 break  # ambiguous on the cited pages: the other pages cannot settle it
-    for old, new in fixes:
-        s.text = s.text.replace(old, new, 1)
     return fixes
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the sentence rules check a sentence against."""
+
+    question: str
+    query: Query
+    sources: list[Source]
+    by_page: dict[int, Source]
+    order: list[int]  # the pages in excerpt order: "[2]" may mean the second excerpt
+    lang: Lang
+    lex: Lexicon | None
+    params: Params
+
+
+@dataclass
+class _Draft:
+    """A sentence of the model's answer on its way through the rules, with the pages chosen for it."""
+
+    s: Sentence
+    pages: list[int] = field(default_factory=list)
+    supported: bool = False  # some retrieved page supports it
+    missing: set[int | str] = field(default_factory=set)  # its numbers (by index) and names no cited page states
+    uncited: list[int] = field(default_factory=list)  # the model's citations of pages that do not support it
+
+
+def _asks(d: _Draft, a: _Asked) -> str | None:
+    return "a question, not an answer" if "?" in d.s.end or "？" in d.s.end else None
+
+
+def _names_unretrieved_page(d: _Draft, a: _Asked) -> str | None:
+    return "names a page that was not retrieved" if any(p not in a.by_page for p in d.s.inline) else None
+
+
+def _restates(d: _Draft, a: _Asked) -> str | None:
+    """Says nothing the question did not ("Yes.", a restatement): kept, but uncited, so it answers nothing."""
+    if not adds_to(d.s.text, a.question) and not _new_numbers(d.s, a.question):
+        return "says nothing the question did not"
+    return None
+
+
+def _off_question(d: _Draft, a: _Asked) -> str | None:
+    """Neither the question's words nor a name or figure: "Because it was too complex" after "tell me a joke" shares
+    a word or two with some page, but answers nothing that was asked."""
+    s, q = d.s, a.question
+    if q and not (a.query.count(terms(s.text)) or names(s.text) or any(map(_informative, _new_numbers(s, q)))):
+        return "not about the question"
+    return None
+
+
+def _unsupported(d: _Draft, a: _Asked) -> str | None:
+    return None if d.supported else "no retrieved page supports it"
+
+
+def _multiple_for_amount(d: _Draft, a: _Asked) -> str | None:
+    q = a.question
+    figures = [n for n in _new_numbers(d.s, q) if _informative(n)]
+    if figures and _AMOUNT.search(q) and not _CHANGE.search(q) and all(n.kind == "x" for n in figures):
+        return "a multiple, where the question asks for an amount"
+    return None
+
+
+def _years_for_duration(d: _Draft, a: _Asked) -> str | None:
+    new = _new_numbers(d.s, a.question)
+    if new and _DURATION.search(a.question) and all(map(_is_year, new)):
+        return "calendar years, where the question asks how long"
+    return None
+
+
+def _number_missing(d: _Draft, a: _Asked) -> str | None:
+    nums = _fact_numbers(d.s)
+    what = sorted(nums[x].text for x in d.missing if isinstance(x, int))
+    return "not on the pages that support it: " + ", ".join(what) if what else None
+
+
+def _name_missing(d: _Draft, a: _Asked) -> str | None:
+    what = sorted(x for x in d.missing if isinstance(x, str))
+    return "not on the pages that support it: " + ", ".join(what) if what else None
+
+
+SentenceRule = tuple[Rule, Verdict, Callable[[_Draft, _Asked], str | None]]
+
+# The rules each sentence of the model's answer meets, in this order; the first that fires and acts decides its fate
+# (DROPPED: left out; WITHDRAWN: kept uncited, so it answers nothing). Between the two lists the sentence's figures
+# are repaired and its pages chosen (`_repair_and_cite`: NUMBER_REPAIRED, CITATION_REPLACED); a sentence that passes
+# both has its dollar figures repaired (CURRENCY_REPAIRED, Chinese answers).
+BEFORE_CITING: tuple[SentenceRule, ...] = (
+    (Rule.QUESTION_NOT_ANSWER, Verdict.DROPPED, _asks),
+    (Rule.PAGE_NOT_RETRIEVED, Verdict.DROPPED, _names_unretrieved_page),
+    (Rule.RESTATEMENT, Verdict.WITHDRAWN, _restates),
+    (Rule.OFF_QUESTION, Verdict.DROPPED, _off_question),
+)
+AFTER_CITING: tuple[SentenceRule, ...] = (
+    (Rule.SENTENCE_UNSUPPORTED, Verdict.DROPPED, _unsupported),
+    (Rule.MULTIPLE_FOR_AMOUNT, Verdict.DROPPED, _multiple_for_amount),
+    (Rule.YEARS_FOR_DURATION, Verdict.DROPPED, _years_for_duration),
+    (Rule.NUMBER_NOT_ON_PAGE, Verdict.DROPPED, _number_missing),
+    (Rule.NAME_NOT_ON_PAGE, Verdict.DROPPED, _name_missing),
+)
+
+
+def _apply(rules: tuple[SentenceRule, ...], d: _Draft, a: _Asked, rec: Checks) -> Verdict | None:
+    """The verdict of the first rule that fires and acts (advisory firings are recorded and passed)."""
+    for rule, verdict, why in rules:
+        reason = why(d, a)
+        if reason and rec.fire(rule, verdict, d.s.text, reason):
+            return verdict
+    return None
+
+
 def ground(answer: str, sources: list[Source], context_pages: list[int], lang: Lang = "en",
-           lex: Lexicon | None = None, question: str = "") -> Grounded:
+           lex: Lexicon | None = None, question: str = "", params: Params = PARAMS) -> Grounded:
     """Keep each sentence that the retrieved pages support, citing the pages that do; drop citations of pages that
     were not retrieved or do not support it; attach citations to uncited sentences; withdraw sentences with a
     number that no retrieved page states (after repairing mis-scaled ones)."""
-    by_page = {s.page: s for s in sources}
-    asked = Query.of(question, lex)
-    g = Grounded([], [], False)
+    a = _Asked(question, Query.of(question, lex), sources, {s.page: s for s in sources}, context_pages, lang, lex,
+               params)
+    rec = Checks(params)
+    g = Grounded([], rec.done, False)
     for s in split_answer(answer):
         if is_refusal(s.text):
             g.refusal = True
             g.kept.append(Checked(s, [], {}))
             continue
-        if "?" in s.end or "？" in s.end:
-            g.dropped.append((s.text, "a question, not an answer"))
+        d = _Draft(s)
+        verdict = _apply(BEFORE_CITING, d, a, rec)
+        if verdict is Verdict.WITHDRAWN:
+            g.kept.append(Checked(s, [], {}))
+        if verdict:
             continue
-        if any(p not in by_page for p in s.inline):
-            g.dropped.append((s.text, "names a page that was not retrieved"))
+        _repair_and_cite(d, a, rec)
+        if _apply(AFTER_CITING, d, a, rec):
             continue
-        if not adds_to(s.text, question) and not _new_numbers(s, question):
-            g.kept.append(Checked(s, [], {}))  # says nothing the question did not ("Yes.", a restatement)
-            continue
-        if question and not (asked.count(terms(s.text)) or names(s.text) or any(map(_informative, _new_numbers(
-                s, question)))):
-            # neither the question's words nor a name or figure: "Because it was too complex" after "tell me a
-            # joke" shares a word or two with some page, but answers nothing that was asked
-            g.dropped.append((s.text, "not about the question"))
-            continue
-        g.repaired += _rescale(s, sources, _resolve(s.cited, s.inline, by_page, context_pages), lang)
-        pages, missing = _cite(s, by_page, context_pages, lex, question)
-        if pages and any(isinstance(x, int) for x in missing):
-            # stated on some retrieved page, but not beside this sentence's subject: "37亿" (OpenAI's $3.7B) for
-            # the $37B of the page about Alphabet
-            fixes = _rescale(s, [by_page[p] for p in pages], pages, lang)
-            if fixes:
-                g.repaired += fixes
-                pages, missing = _cite(s, by_page, context_pages, lex, question)
-        if not pages:
-            g.dropped.append((s.text, "no retrieved page supports it"))
-        elif wrong := _wrong_kind(s, question):
-            g.dropped.append((s.text, wrong))
-        elif missing:
-            nums = _fact_numbers(s)
-            what = [nums[x].text if isinstance(x, int) else x for x in missing]
-            g.dropped.append((s.text, "not on the pages that support it: " + ", ".join(sorted(what))))
-        else:
-            if lang == "zh":
-                s.text = usd_yuan(zh_figures(s.text), [by_page[p] for p in pages])
-            g.kept.append(Checked(s, pages, {p: quote(s, by_page[p], lex) for p in pages}))
+        if d.uncited:
+            rec.fire(Rule.CITATION_REPLACED, Verdict.REPAIRED, s.text, "cited " + ", ".join(
+                f"p. {p}" for p in d.uncited) + "; cites " + (", ".join(f"p. {p}" for p in d.pages) or "nothing"))
+        if lang == "zh":
+            s.text = zh_figures(s.text)  # a figure's form, not a check: the model copies figures as printed
+            dollars = usd_yuan(s.text, [a.by_page[p] for p in d.pages])
+            if dollars != s.text and rec.fire(Rule.CURRENCY_REPAIRED, Verdict.REPAIRED, s.text, dollars):
+                s.text = dollars
+        g.kept.append(Checked(s, d.pages, {p: quote(s, a.by_page[p], lex) for p in d.pages}))
     return g
 
 
-def _cite(s: Sentence, by_page: dict[int, Source], order: list[int], lex: Lexicon | None,
-          question: str) -> tuple[list[int], set]:
+def _repair_and_cite(d: _Draft, a: _Asked, rec: Checks) -> None:
+    """Repair mis-scaled figures from all retrieved pages (NUMBER_REPAIRED), choose the pages to cite, then repair
+    a figure that is stated on some retrieved page but not beside this sentence's subject from the supporting pages:
+    "37亿" (OpenAI's $3.7B) for the $37B of the page about Alphabet."""
+    s = d.s
+    _repair(d, rec, _rescale(s, a.sources, _resolve(s.cited, s.inline, a.by_page, a.order), a.lang))
+    _cite(d, a)
+    if d.pages and any(isinstance(x, int) for x in d.missing) and _repair(
+            d, rec, _rescale(s, [a.by_page[p] for p in d.pages], d.pages, a.lang)):
+        _cite(d, a)
+
+
+def _repair(d: _Draft, rec: Checks, fixes: list[tuple[str, str]]) -> bool:
+    """Rewrite the sentence's figures (as written -> as the page states them), unless NUMBER_REPAIRED is advisory."""
+    acts = [rec.fire(Rule.NUMBER_REPAIRED, Verdict.REPAIRED, old, new) for old, new in fixes]
+    if not fixes or not all(acts):
+        return False
+    for old, new in fixes:
+        d.s.text = d.s.text.replace(old, new, 1)
+    return True
+
+
+def _cite(d: _Draft, a: _Asked) -> None:
     """The pages to cite for a sentence — the model's valid citations, else the best supporting page, plus pages
-    that state a number or name the first ones lack — and what no cited page states (numbers by index, names)."""
+    that state a number or name the first ones lack — and what no cited page states (numbers by index, names).
+    The model's citations of pages that do not support it are replaced (CITATION_REPLACED; advisory, it keeps
+    those that were retrieved, and a sentence no page supports keeps them under an advisory
+    SENTENCE_UNSUPPORTED)."""
+    s = d.s
     named = names(s.text)
     # A page that names none of the sentence's subjects (the names it shares with the question, else all its names)
     # is about something else, whatever figures it shares.
-    subjects = (named & names(question)) or named
-    sup = {p: sp for p, src in by_page.items() if (sp := support(s, src, lex)).ok and (
-        not subjects or sp.covered & subjects)}
-    valid = [p for p in _resolve(s.cited, s.inline, by_page, order) if p in sup]
-    others = sorted((p for p in sup if p not in valid), key=lambda p: -sup[p].score)
-    pages = valid or others[:1]
+    subjects = (named & names(a.question)) or named
+    sp = {p: support(s, src, a.lex, a.params.support_share) for p, src in a.by_page.items()}
+    sup = [p for p, x in sp.items() if x.ok and (not subjects or x.covered & subjects)]
+    cited = _resolve(s.cited, s.inline, a.by_page, a.order)
+    retrieved = [p for p in cited if p in a.by_page]
+    valid = [p for p in retrieved if p in sup or not a.params.acts(Rule.CITATION_REPLACED)]
+    others = sorted((p for p in sup if p not in valid), key=lambda p: -sp[p].score)
+    d.supported, d.uncited = bool(sup), [p for p in cited if p not in sup]
+    pages = valid or others[:1] or ([] if a.params.acts(Rule.SENTENCE_UNSUPPORTED) else retrieved)
     nums = _fact_numbers(s)
-    missing = {*range(len(nums)), *named} - {x for p in pages for x in sup[p].covered}
+    missing = {*range(len(nums)), *named} - {x for p in pages for x in sp[p].covered}
     for p in others:  # a comparison across slides: the second page supplies its own figures and names
         if not missing:
             break
         # ... each figure next to a subject: a slide comparing ChatGPT's 530MM with DeepSeek does not state
         # DeepSeek's 530MM
-        adds = {x for x in sup[p].covered & missing if not isinstance(x, int) or _beside(nums[x], by_page[p], subjects)}
+        adds = {x for x in sp[p].covered & missing
+                if not isinstance(x, int) or _beside(nums[x], a.by_page[p], subjects)}
         if p not in pages and adds:
             pages.append(p)
             missing -= adds
-    return pages, missing
+    d.pages, d.missing = pages, missing
 
 
 def _beside(n: Num, src: Source, subjects: frozenset[str]) -> bool:
