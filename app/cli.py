@@ -62,7 +62,7 @@ def _eval(args, settings) -> int:
 
     return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
                     limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under,
-                    fresh=args.fresh)
+                    fresh=args.fresh, split=args.split, replay=args.replay, ablate=args.ablate)
 
 
 def _serve(args, settings) -> int:
@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_ask)
 
     p = sub.add_parser("eval", help="run the QA eval suite")
-    p.add_argument("--qa", default=None, help="QA file (JSONL); default: the bundled eval/qa.jsonl")
+    p.add_argument("--split", choices=["dev", "test"], default=None,
+                   help="the bundled QA files of a split (default dev; tune on dev, report test)")
+    p.add_argument("--qa", default=None, help="a QA file (JSONL) instead of a split")
     p.add_argument("--out", default="eval/out")
     p.add_argument("--retrieval-only", action="store_true")
     p.add_argument("--limit", type=int, default=None)
@@ -112,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade everything again (by default an unfinished run resumes and baseline answers are reused)")
     p.add_argument("--fail-under", action="store_true",
                    help="exit 1 when page hit@5, MRR or zh cross-lingual hit@5 is under its bar (Settings.eval_min_*)")
+    p.add_argument("--replay", default=None, metavar="DIR",
+                   help="answer each prompt from DIR's stored model outputs; only changed prompts go to the model")
+    p.add_argument("--ablate", action="store_true",
+                   help="with --replay: replay each rule's items with that rule advisory, and report its help and harm")
     p.set_defaults(fn=_eval)
 
     p = sub.add_parser("serve", help="start the web chat")

@@ -76,9 +76,11 @@ class ChatLLMCompletion(CustomLLM):
 
 
 class BaselinePipeline:
-    """Quacks like the eval's System: .retrieve(question, k) -> ranked pages, .ask(question) -> Answer."""
+    """Quacks like the eval's System: .retrieve(question, k) -> ranked pages, .ask(question) -> Answer. A query
+    engine has no conversation memory: a follow-up is asked alone."""
 
     name = NAME
+    conversational = False
 
     def __init__(self, index, settings: Settings, llm: ChatLLM | None = None):
         self.index = index
@@ -98,7 +100,7 @@ class BaselinePipeline:
             self._engine = self.index.as_query_engine(llm=llm, streaming=True)
         return self._engine
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, history=()) -> Answer:
         start = time.perf_counter()
         response = self._query_engine().query(question)
         first, parts = None, []

@@ -13,8 +13,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
+from reportqa.answer.followup import is_statement  # the answer stage's own test, so both count the same statements
 from reportqa.answer.text import Num, number_on, numbers
 from reportqa.answer.text import detect_lang as _detect_lang
+
+__all__ = ["is_statement"]  # re-exported: the eval's statement count uses it
 
 # ---------------------------------------------------------------------------------------------------------------
 # numbers
@@ -260,16 +263,92 @@ def summarize(records: Sequence[dict], k: int) -> dict:
     return out
 
 
+# item groups across kinds: multi-fact questions, and the graded turns of conversations (follow-ups)
+TAGS = {"multi-fact": lambda r: bool(r.get("multi")), "follow-up": lambda r: "followup" in r}
+
+
 def aggregate(records: Sequence[dict], k: int) -> dict:
-    """Overall, per language, per kind and per language x kind."""
+    """Overall, per language, per kind, per language x kind and per tag (TAGS; only tags some record has)."""
     def groups(key: Callable[[dict], str]) -> dict:
         keys = sorted({key(r) for r in records})
         return {g: summarize([r for r in records if key(r) == g], k) for g in keys}
 
+    tagged = {tag: [r for r in records if has(r)] for tag, has in TAGS.items()}
     return {
         "overall": summarize(records, k),
         "by_lang": groups(lambda r: r["lang"]),
         "by_kind": groups(lambda r: r["kind"]),
         "by_lang_kind": groups(lambda r: f"{r['lang']}/{r['kind']}"),
+        "by_tag": {tag: summarize(recs, k) for tag, recs in tagged.items() if recs},
     }
+
+
+def outcome_right(rec: dict) -> bool:
+    """The item's one verdict: answered right (answerable) or refused (unanswerable)."""
+    g = rec["grades"]
+    return bool(g.get("answer_correct") if rec["gold"] else g.get("refusal_correct"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# conversations and rules
+
+COMPARED = ("answer_correct", "refusal_accuracy", "hit@5")
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def conversations(records: Sequence[dict], k: int) -> dict:
+    """Conversation items against their standalone twins (overall, by language pair history -> follow-up, by kind of
+    follow-up; only pairs whose twin is in the run), the follow-up turns the engine rewrote and those rewrites that
+    state instead of asking (is_statement), and the standalone questions (no history, or a new topic) it rewrote."""
+    by_id = {r["id"]: r for r in records}
+    conv = [r for r in records if "followup" in r]
+
+    def compare(group: list[dict]) -> dict:
+        pairs = [(r, by_id[r["twin"]]) for r in group if r.get("twin") in by_id]
+        side = [summarize([p[i] for p in pairs], k) for i in (0, 1)]
+        return {"n": len(pairs), **{f"{name}_{m}": s.get(m) for name, s in zip(("followup", "twin"), side,
+                                                                               strict=True) for m in COMPARED}}
+
+    def grouped(key: Callable[[dict], str]) -> dict:
+        return {g: compare([r for r in conv if key(r) == g]) for g in sorted({key(r) for r in conv})}
+
+    turns = []  # (id, asked, standalone, lang) of every follow-up turn: the graded one and earlier ones but the first
+    for r in conv:
+        turns += [(r["id"], t["question"], t.get("standalone_question"), _detect_lang(t["question"]))
+                  for t in r.get("history", [])[1:]]
+        turns.append((r["id"], r["question"], r.get("standalone_question"), r["lang"]))
+    rewritten = [t for t in turns if t[2] is not None and not _same_text(t[1], t[2])]
+    standalone = [r for r in records if r.get("standalone_question") is not None
+                  and r.get("followup") in (None, "new-topic")]
+    return {
+        "overall": compare(conv),
+        "by_pair": grouped(lambda r: f"{r['history_lang']}→{r['lang']}"),
+        "by_followup": grouped(lambda r: r["followup"]),
+        "followup_turns": sum(1 for t in turns if t[2] is not None),
+        "rewritten": len(rewritten),
+        "statements": [{"id": i, "asked": a, "standalone": s} for i, a, s, lang in rewritten if is_statement(s, lang)],
+        "standalone_items": len(standalone),
+        "standalone_rewritten": [{"id": r["id"], "asked": r["question"], "standalone": r["standalone_question"]}
+                                 for r in standalone if not _same_text(r["question"], r["standalone_question"])],
+    }
+
+
+def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None) -> dict[str, dict]:
+    """rule -> fired (items on any of whose answers it fired), verdicts (firings by verdict) and, from an ablation
+    (eval/runner.py), help and harm (item ids) and the prompts that needed the model."""
+    table: dict[str, dict] = {}
+    for rec in records:
+        checks = [*rec.get("checks", []), *(c for t in rec.get("history", []) for c in t.get("checks", []))]
+        for c in checks:
+            row = table.setdefault(c["rule"], {"fired": 0, "verdicts": {}})
+            row["verdicts"][c["verdict"]] = row["verdicts"].get(c["verdict"], 0) + 1
+        for rule in dict.fromkeys(c["rule"] for c in checks):
+            table[rule]["fired"] += 1
+    for rule, measured in (ablation or {}).items():
+        table.setdefault(rule, {"fired": 0, "verdicts": {}}).update(
+            help=measured["help"], harm=measured["harm"], model_calls=measured["model_calls"])
+    return dict(sorted(table.items()))
 

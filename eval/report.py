@@ -153,6 +153,70 @@ def _failures(recs: list[dict], retrieval_only: bool) -> list[str]:
     return lines
 
 
+def _pct(n: int, of: int) -> str:
+    return f"{n} of {of}" + (f" ({n / of:.0%})" if of else "")
+
+
+def _conversations(conv: dict) -> list[str]:
+    """Follow-ups against their standalone twins, and what the rewrite made of them."""
+    header = ["n pairs", *[f"{side} {m}" for m in ("answer_correct", "refusal_accuracy", "hit@5")
+                           for side in ("follow-up", "twin")]]
+
+    def row(label: str, c: dict) -> list[str]:
+        return [label, str(c["n"]), *[_fmt(m, c[f"{side}_{m}"]) for m in ("answer_correct", "refusal_accuracy",
+                                                                            "hit@5") for side in ("followup", "twin")]]
+
+    lines = ["", "## Conversations"]
+    if conv["by_pair"]:
+        lines += ["", "Each conversation item (earlier turns asked first, the engine's answers as history) against "
+                  "its standalone twin, by language pair (history → follow-up) and kind of follow-up; pairs whose "
+                  "twin is in the run.", ""]
+        lines += _table(["group", *header], [row("all", conv["overall"]),
+                                             *[row(g, c) for g, c in conv["by_pair"].items()],
+                                             *[row(g, c) for g, c in conv["by_followup"].items()]])
+    statements = conv["statements"]
+    lines += ["", f"Follow-up turns rewritten: {_pct(conv['rewritten'], conv['followup_turns'])}; rewrites that state "
+                  f"instead of asking: {len(statements)}. Standalone questions (no history, or a new topic) "
+                  f"rewritten: {_pct(len(conv['standalone_rewritten']), conv['standalone_items'])}."]
+    for title, rows in (("Rewrites that are statements", statements),
+                        ("Standalone questions that were rewritten", conv["standalone_rewritten"])):
+        if rows:
+            lines += ["", f"### {title}", ""]
+            lines += _table(["id", "asked", "rewritten to"],
+                            [[r["id"], _cell(r["asked"], 100), _cell(r["standalone"], 140)] for r in rows])
+    return lines
+
+
+def _rules(rules: dict) -> list[str]:
+    ablated = any("help" in r for r in rules.values())
+    lines = ["", "## Rules", "",
+             "fired: items on whose answers the rule acted or was recorded. "
+             + ("help: items right with the rule (right answer, or an unanswerable question refused) and wrong with "
+                "it advisory; harm: the reverse; model calls: prompts of the ablation not in the store."
+                if ablated else "Help and harm come from `--replay DIR --ablate`."), ""]
+    rows = []
+    for rule, r in rules.items():
+        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(r["verdicts"].items()))
+        measured = [str(len(r["help"])), str(len(r["harm"])), str(r["model_calls"]),
+                    _cell(" ".join([*(f"+{i}" for i in r["help"]), *(f"−{i}" for i in r["harm"])]), 200)] \
+            if "help" in r else ["–"] * 4
+        rows.append([rule, str(r["fired"]), verdicts, *measured])
+    return lines + _table(["rule", "fired", "verdicts", "help", "harm", "model calls", "items (+help −harm)"], rows)
+
+
+def _replay(rp: dict) -> list[str]:
+    lines = ["", "## Replay", "",
+             f"Prompts answered from `{rp['from']}`'s store: {rp['prompts_replayed']}; sent to the model: "
+             f"{rp['prompts_generated']}. Items graded differently from the stored run (both graded by today's "
+             f"grader): {len(rp['changed'])} of {rp['compared']} compared. Latencies of a replay are not the "
+             f"model's.", ""]
+    if rp["changed"]:
+        lines += _table(["id", "right before", "right now", "answer before", "answer now"], [
+            [c["id"], str(c["was_right"]), str(c["is_right"]), _cell(c["was"] or "", 120), _cell(c["is"] or "", 120)]
+            for c in rp["changed"]])
+    return lines
+
+
 def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Path:
     """out/report.md plus its PNG plots, side by side for every system in the run."""
     systems = metrics["systems"]
@@ -160,7 +224,8 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     retrieval_only = meta["retrieval_only"]
     rows = _rows(retrieval_only)
     lines = ["# Eval report", "",
-             f"QA file `{meta['qa']}`, {meta['n']} questions"
+             f"{'Split ' + meta['split'] + ': ' if meta.get('split') else ''}QA file(s) `{meta['qa']}`, "
+             f"{meta['n']} questions"
              f"{' (stratified subset)' if meta['stratified'] and meta['limit'] else ''}"
              f"{', retrieval only' if retrieval_only else ''}; systems: {', '.join(systems)}; finished "
              f"{meta['finished']}. Metric definitions: docs/eval.md.", ""]
@@ -180,6 +245,17 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     lines += _groups_as_rows(systems, "by_kind", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
     lines += ["", "## By language x kind", "", *cells]
     lines += _groups_as_rows(systems, "by_lang_kind", ("hit@5", "mrr", *(() if retrieval_only else ANSWER[:1])))
+    if any(m.get("by_tag") for m in systems.values()):
+        lines += ["", "## By tag", "", "multi-fact: items marked `multi`; follow-up: the graded turns of "
+                  "conversation items.", "", *cells]
+        lines += _groups_as_rows(systems, "by_tag", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
+    conv = metrics.get("conversations")
+    if conv and (conv["followup_turns"] or conv["standalone_items"]):
+        lines += _conversations(conv)
+    if metrics.get("rules"):
+        lines += _rules(metrics["rules"])
+    if "replay" in metrics:
+        lines += _replay(metrics["replay"])
 
     plots = [("metrics_by_lang.png", "Metrics per language")]
     _plot_metrics(systems, RETRIEVAL if retrieval_only else PLOTTED, out / plots[0][0])

@@ -1,5 +1,10 @@
-"""`reportqa eval`: run a QA file through our pipeline (and optionally the naive baseline), grade every answer, and
-write results.jsonl, metrics.json and report.md. Metric definitions: docs/eval.md.
+"""`reportqa eval`: run a split of the QA set (or any QA file) through our pipeline (and optionally the naive
+baseline), grade every answer, and write results.jsonl, metrics.json and report.md. Metric definitions: docs/eval.md.
+
+Conversation items (with `history`) are asked turn by turn through the same engine, its own answers fed back as the
+history, as the chat does. Every model output is stored with its prompt's hash (generations.jsonl), so `--replay DIR`
+re-runs the pipeline answering prompts from that store, and `--ablate` measures each answer-stage rule by replaying
+the items it fired on with the rule advisory (eval/replay.py).
 
 A run in an output folder that holds an unfinished run with the same settings and questions resumes it: finished
 items are kept and only the missing or failed ones run again. A finished run (metrics.json present) is redone, except
@@ -17,22 +22,39 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 from tqdm import tqdm
 
+from reportqa.answer.llm import ChatLLM, get_llm
+from reportqa.answer.text import detect_lang
 from reportqa.errors import UserError
-from reportqa.eval.metrics import aggregate, failure_grades, grade_answer, grade_retrieval
+from reportqa.eval.metrics import (
+    aggregate,
+    conversations,
+    failure_grades,
+    grade_answer,
+    grade_retrieval,
+    outcome_right,
+    rule_table,
+)
+from reportqa.eval.replay import GENERATIONS, RecordingLLM, backend_prefill, load_store, model_id
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QA = Path(__file__).resolve().parent / "qa.jsonl"
+EVAL_DIR = Path(__file__).resolve().parent
+DEFAULT_QA = EVAL_DIR / "qa.jsonl"
+# The QA files of each split, in eval/. Tune on dev; run test once at the end and report both (docs/eval.md).
+SPLITS = {"dev": ("qa.jsonl", "conv-dev.jsonl"),
+          "test": ("qa-test.jsonl", "qa-test-unanswerable.jsonl", "conv-test.jsonl")}
 LANGS = ("en", "zh")
 KINDS = ("fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable")
+FOLLOWUPS = ("ellipsis", "pronoun", "changed-year", "changed-unit", "changed-subject", "unanswerable", "new-topic")
 # settings that shape the results, recorded in metrics.json (no paths, hosts or secrets: results get committed)
 RECORDED_SETTINGS = ("embedder", "chunk_chars", "chunk_overlap", "top_k", "fusion", "rrf_k", "dense_weight",
                      "retrieval_candidates", "divider_weight", "llm", "llm_ctx", "llm_max_tokens", "llm_temperature",
@@ -53,13 +75,17 @@ class QAItem:
     must_include: tuple[tuple[str, ...], ...]
     pages: tuple[int, ...]  # gold pages; empty for unanswerable
     kind: str
+    history: tuple[str, ...] = ()  # earlier user turns of a conversation item, asked in order before `question`
+    followup: str | None = None  # what kind of follow-up `question` is (FOLLOWUPS); set exactly with history
+    twin: str | None = None  # id of the standalone item asking the same in full
+    multi: bool = False  # asks for several facts
 
 
 def _str_list(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(s, str) and s.strip() for s in value)
 
 
-def _item(obj, seen: set[str]) -> QAItem:
+def _item(obj, seen: Container[str]) -> QAItem:
     """The item of one parsed line; ValueError names the first problem."""
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
@@ -85,30 +111,65 @@ def _item(obj, seen: set[str]) -> QAItem:
         raise ValueError("'pages' must be a list of positive integers")
     if (obj["kind"] == "unanswerable") != (not pages):
         raise ValueError("'pages' must be empty exactly when 'kind' is 'unanswerable'")
+    history, followup, twin = obj.get("history"), obj.get("followup"), obj.get("twin")
+    if history is not None and not _str_list(history):
+        raise ValueError("'history' must be a non-empty list of non-empty strings (the earlier user turns)")
+    if (history is None) != (followup is None):
+        raise ValueError("'history' and 'followup' go together: a conversation item has both")
+    if followup is not None and followup not in FOLLOWUPS:
+        raise ValueError(f"'followup' must be one of {FOLLOWUPS}, got {followup!r}")
+    if followup == "unanswerable" and obj["kind"] != "unanswerable":
+        raise ValueError("an 'unanswerable' follow-up needs 'kind' 'unanswerable'")
+    if twin is not None and (history is None or not isinstance(twin, str) or not twin.strip()):
+        raise ValueError("'twin' must be the id (a string) of a standalone item, on a conversation item")
+    if not isinstance(obj.get("multi", False), bool):
+        raise ValueError("'multi' must be true or false")
     return QAItem(id=obj["id"], lang=obj["lang"], question=obj["question"], answer=obj["answer"],
-                  must_include=tuple(tuple(g) for g in groups), pages=tuple(pages), kind=obj["kind"])
+                  must_include=tuple(tuple(g) for g in groups), pages=tuple(pages), kind=obj["kind"],
+                  history=tuple(history or ()), followup=followup, twin=twin, multi=obj.get("multi", False))
 
 
-def load_qa(path: Path) -> list[QAItem]:
-    """Items of a QA file (JSONL, blank lines allowed). QAFormatError names the first bad line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise QAFormatError(f"cannot read QA file {path}: {e}") from e
+def load_qa(*paths: Path) -> list[QAItem]:
+    """Items of one or more QA files (JSONL, blank lines allowed; ids unique across them). QAFormatError names the
+    first bad line."""
     items: list[QAItem] = []
-    seen: set[str] = set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    where: dict[str, str] = {}
+    for path in paths:
         try:
-            item = _item(json.loads(line), seen)
-        except ValueError as e:  # json.JSONDecodeError is a ValueError
-            raise QAFormatError(f"{path}, line {n}: {e}") from e
-        seen.add(item.id)
-        items.append(item)
-    if not items:
-        raise QAFormatError(f"{path}: no questions")
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise QAFormatError(f"cannot read QA file {path}: {e}") from e
+        before = len(items)
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = _item(json.loads(line), where.keys())
+            except ValueError as e:  # json.JSONDecodeError is a ValueError
+                raise QAFormatError(f"{path}, line {n}: {e}") from e
+            where[item.id] = f"{path}, line {n}"
+            items.append(item)
+        if len(items) == before:
+            raise QAFormatError(f"{path}: no questions")
+    by_id = {it.id: it for it in items}
+    for it in items:
+        if it.twin is not None and (it.twin not in by_id or by_id[it.twin].history):
+            raise QAFormatError(f"{where[it.id]}: 'twin' {it.twin!r} is not a standalone item of the set")
     return items
+
+
+def split_files(split: str) -> list[Path]:
+    """The split's QA files that exist; one not written yet is skipped with a log line."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    paths = [EVAL_DIR / name for name in SPLITS[split]]
+    for p in paths:
+        if not p.exists():
+            log.info("split %s: %s is not there yet; skipped", split, p.name)
+    present = [p for p in paths if p.exists()]
+    if not present:
+        raise QAFormatError(f"split {split}: none of its QA files exist ({', '.join(SPLITS[split])})")
+    return present
 
 
 def select(items: Sequence[QAItem], limit: int | None, stratified: bool) -> list[QAItem]:
@@ -134,13 +195,17 @@ def select(items: Sequence[QAItem], limit: int | None, stratified: bool) -> list
 # the systems under test
 
 
+History = Sequence[tuple[str, str]]
+
+
 class System(Protocol):
     name: str
+    conversational: bool  # False: no memory, so a conversation item is asked its last question alone
 
     def retrieve(self, question: str, k: int) -> list[int]:
         """Ranked pages, best first."""
 
-    def ask(self, question: str):
+    def ask(self, question: str, history: History = ()):
         """A reportqa.answer.Answer whose first_token_s and total_s are set."""
 
 
@@ -148,6 +213,7 @@ class OurSystem:
     """The real pipeline: the index's retriever for the ranking, the answer engine (streamed) for the answer."""
 
     name = "ours"
+    conversational = True
 
     def __init__(self, retriever, engine=None):
         self.retriever = retriever
@@ -156,19 +222,43 @@ class OurSystem:
     def retrieve(self, question: str, k: int) -> list[int]:
         return [h.page for h in self.retriever.retrieve(question, k=k)]
 
-    def ask(self, question: str):
+    def ask(self, question: str, history: History = ()):
         from reportqa.answer import Final, Token
 
         start = time.perf_counter()
         first = final = None
-        for event in self.engine.stream(question):
+        for event in self.engine.stream(question, list(history)):
             if isinstance(event, Token) and first is None:
                 first = time.perf_counter() - start
             elif isinstance(event, Final):
                 final = event.answer
         if final is None:
             raise RuntimeError("the answer stream ended without a Final event")
-        return dataclasses.replace(final, first_token_s=first, total_s=time.perf_counter() - start)
+        final.first_token_s, final.total_s = first, time.perf_counter() - start
+        return final
+
+
+def converse(system: System, item: QAItem):
+    """The item's answer and the records of its earlier turns. The earlier turns are asked in order, each answer going
+    into the history as the chat does it: (question, answer text) pairs, a turn that failed left out."""
+    pairs: list[tuple[str, str]] = []
+    turns = []
+    for question in item.history if system.conversational else ():
+        ans = system.ask(question, pairs)
+        turns.append({"question": question, "standalone_question": ans.standalone_question, "answer": ans.answer,
+                      "refused": ans.refused, "error": ans.error, "checks": _check_records(ans)})
+        if not ans.error:
+            pairs.append((question, ans.answer))
+    return system.ask(item.question, pairs), turns
+
+
+def _check_records(ans) -> list[dict]:
+    """The answer stage's rule firings (Answer.checks: rule, verdict, subject, detail) as plain dicts."""
+    out = []
+    for c in getattr(ans, "checks", None) or []:
+        d = dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c)
+        out.append({key: d.get(key) for key in ("rule", "verdict", "subject", "detail")})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,22 +267,39 @@ class OurSystem:
 
 def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str], k: int,
                   retrieval_only: bool) -> dict:
-    """The graded record of one question. Failures are recorded in "error", never raised."""
+    """The graded record of one question. Failures are recorded in "error", never raised.
+
+    The ranking is that of the standalone question the engine answered (for a follow-up, its rewrite). So a
+    conversation item needs the engine even in a retrieval-only run; its answer is then recorded, not graded."""
+    conversation = bool(item.history) and system.conversational
     rec = {"id": item.id, "question": item.question, "lang": item.lang, "kind": item.kind, "gold": list(item.pages),
            "system": system.name, "mode": "retrieval" if retrieval_only else "full", "answer": None, "refused": None,
            "citations": [], "retrieved": [], "latency_s": None, "first_token_s": None, "error": None}
-    try:
-        rec["retrieved"] = list(dict.fromkeys(system.retrieve(item.question, k)))
-    except Exception as e:  # recorded; the item counts as a miss
-        rec["error"] = f"retrieval: {type(e).__name__}: {e}"
-    if not retrieval_only:
+    if item.history:
+        rec |= {"history": [], "history_lang": detect_lang(item.history[0]), "followup": item.followup,
+                "twin": item.twin}
+    if item.multi:
+        rec["multi"] = True
+    query = item.question
+    if conversation or not retrieval_only:
         try:
-            ans = system.ask(item.question)
+            ans, turns = converse(system, item)
             cited = list(dict.fromkeys(c.page for c in ans.citations))
             rec.update(answer=ans.answer, refused=ans.refused, citations=cited, latency_s=ans.total_s,
-                       first_token_s=ans.first_token_s, error=rec["error"] or ans.error, context=ans.context)
-        except Exception as e:  # recorded; the item counts as a failure
+                       first_token_s=ans.first_token_s, error=ans.error, context=ans.context,
+                       standalone_question=ans.standalone_question, checks=_check_records(ans))
+            if item.history:
+                rec["history"] = turns
+            query = ans.standalone_question
+        except Exception as e:  # recorded; the item counts as a failure, and a conversation item as a miss
             rec["error"] = f"answer: {type(e).__name__}: {e}"
+            if conversation:
+                query = None
+    if query is not None:
+        try:
+            rec["retrieved"] = list(dict.fromkeys(system.retrieve(query, k)))
+        except Exception as e:  # recorded; the item counts as a miss
+            rec["error"] = rec["error"] or f"retrieval: {type(e).__name__}: {e}"
     rec["grades"] = grade_record(rec, item, page_text, k)
     return rec
 
@@ -224,11 +331,12 @@ BASELINE_SETTINGS = ("report", "embedder", "st_model", "llm", "llm_model_path", 
                      "llm_temperature", "openai_base_url", "openai_model")
 
 
-def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], system: str,
-                 retrieval_only: bool) -> dict:
+def _fingerprint(settings: Settings, qa_paths: Sequence[Path], items: Iterable[QAItem], system: str,
+                 retrieval_only: bool, replay_sha: str | None = None) -> dict:
     """What one system's graded records depend on: records are reused only under an equal fingerprint."""
     fields = dataclasses.asdict(settings)
-    questions = {"qa_sha256": hashlib.sha256(qa_path.read_bytes()).hexdigest(), "ids": [it.id for it in items]}
+    qa_sha = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in qa_paths)).hexdigest()
+    questions = {"qa_sha256": qa_sha, "ids": [it.id for it in items]}
     if system == "baseline":  # matched question by question instead (_run_system): a new question costs one run
         fields = {f: fields[f] for f in BASELINE_SETTINGS}
         fields["report_sha256"] = hashlib.sha256(Path(settings.report).read_bytes()).hexdigest()
@@ -236,7 +344,7 @@ def _fingerprint(settings: Settings, qa_path: Path, items: Iterable[QAItem], sys
     return questions | {
         "retrieval_only": retrieval_only,
         "settings_sha256": hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest(),
-    }
+    } | ({"replay_sha256": replay_sha} if replay_sha and system != "baseline" else {})
 
 
 def _git_commit() -> str | None:
@@ -308,6 +416,80 @@ def _run_system(system: System, items: list[QAItem], done: dict[str, dict], path
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# replay and rule ablation
+
+EngineFactory = Callable[[ChatLLM, tuple[str, ...]], object]  # (llm, rules made advisory) -> answer engine
+
+
+def _answer_engine(settings: Settings, retriever, llm: ChatLLM, advisory: tuple[str, ...]):
+    from reportqa.answer import AnswerEngine
+
+    if advisory:
+        current = [r.strip() for r in settings.advisory_rules.split(",") if r.strip()]
+        settings = settings.replace(advisory_rules=",".join(dict.fromkeys([*current, *advisory])))
+    return AnswerEngine(settings, retriever=retriever, llm=llm)
+
+
+def _fired(rec: dict) -> list[str]:
+    """The rules that acted on any turn of a record (an advisory firing only recorded itself)."""
+    checks = [*rec.get("checks", []), *(c for t in rec.get("history", []) for c in t.get("checks", []))]
+    return list(dict.fromkeys(c["rule"] for c in checks if c.get("verdict") != "advisory"))
+
+
+def _ablate(records: list[dict], by_id: dict[str, QAItem], make_engine: EngineFactory, recorder: RecordingLLM,
+            retriever, page_text: Callable[[int], str], k: int, out: Path) -> dict[str, dict]:
+    """rule -> what replaying the items it acted on, with it advisory, did to their outcome (outcome_right):
+    help = items right with the rule and wrong without it, harm = the reverse. The records go to ablation.jsonl."""
+    fired: dict[str, list[str]] = {}
+    for rec in records:
+        for rule in _fired(rec):
+            fired.setdefault(rule, []).append(rec["id"])
+    with_rule = {r["id"]: r for r in records}
+    table = {}
+    with (out / "ablation.jsonl").open("w", encoding="utf-8") as f:
+        for rule, ids in sorted(fired.items()):
+            system = OurSystem(retriever, make_engine(recorder, (rule,)))
+            replayed, generated = recorder.replayed, recorder.generated
+            help_ids, harm_ids = [], []
+            for i in tqdm(ids, desc=f"ablate {rule}", unit="q", file=sys.stderr, dynamic_ncols=True):
+                rec = evaluate_item(by_id[i], system, page_text, k, retrieval_only=False)
+                f.write(json.dumps(rec | {"advisory": rule}, ensure_ascii=False) + "\n")
+                before, after = outcome_right(with_rule[i]), outcome_right(rec)
+                if before and not after:
+                    help_ids.append(i)
+                elif after and not before:
+                    harm_ids.append(i)
+            table[rule] = {"fired": len(ids), "help": help_ids, "harm": harm_ids,
+                           "model_calls": recorder.generated - generated,
+                           "prompts_replayed": recorder.replayed - replayed}
+    return table
+
+
+def _compare_stored(folder: Path, records: list[dict], by_id: dict[str, QAItem], page_text: Callable[[int], str],
+                    k: int) -> dict:
+    """The replayed items whose grades differ from the stored run's answers graded by today's grader (so a change
+    of the grader is not taken for a change of the pipeline)."""
+    stored = {}
+    path = folder / "results.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            stored[rec["id"]] = rec
+    changed = []
+    compared = [r for r in records if r["id"] in stored and stored[r["id"]].get("mode") == r["mode"]]
+    for rec in compared:
+        before = grade_record(stored[rec["id"]], by_id[rec["id"]], page_text, k)
+        if before != rec["grades"]:
+            changed.append({"id": rec["id"], "was_right": outcome_right({**rec, "grades": before}),
+                            "is_right": outcome_right(rec), "was": stored[rec["id"]].get("answer"),
+                            "is": rec.get("answer")})
+    return {"compared": len(compared), "changed": changed}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the run
 
 
@@ -338,26 +520,62 @@ def _print_summary(metrics: dict, out: Path) -> None:
 
 def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path("eval/out"),
              retrieval_only: bool = False, limit: int | None = None, baseline: bool = False,
-             stratified: bool = False, fail_under: bool = False, fresh: bool = False, *, retriever=None,
-             engine=None, baseline_pipeline=None) -> int:
+             stratified: bool = False, fail_under: bool = False, fresh: bool = False, split: str | None = None,
+             replay: str | Path | None = None, ablate: bool = False, *, retriever=None, engine=None,
+             baseline_pipeline=None, llm: ChatLLM | None = None, engine_factory: EngineFactory | None = None) -> int:
     """Evaluate; returns the exit code (1 when fail_under and a bar is missed). retriever, engine and
-    baseline_pipeline replace the real ones (tests)."""
+    baseline_pipeline replace the real ones (tests); llm replaces the model behind the recorded engine, and
+    engine_factory(llm, advisory_rules) how that engine is built."""
     from reportqa.eval.report import write_report
 
-    qa_path = Path(qa) if qa else DEFAULT_QA
-    if not qa_path.exists():
-        raise QAFormatError(f"QA file not found: {qa_path}")
+    out = Path(out)
+    if qa and split:
+        raise UserError("--qa and --split exclude each other: a QA file is a set of its own")
+    if ablate and replay is None:
+        raise UserError("--ablate needs --replay DIR: each rule is measured by replaying the items it fired on")
+    if replay is not None and Path(replay).resolve() == out.resolve():
+        raise UserError("--out must differ from --replay: the replay would overwrite the store it reads")
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
-    items = select(load_qa(qa_path), limit, stratified)
+    qa_paths = [Path(qa)] if qa else split_files(split or "dev")
+    for p in qa_paths:
+        if not p.exists():
+            raise QAFormatError(f"QA file not found: {p}")
+    items = select(load_qa(*qa_paths), limit, stratified)
+    store = load_store(Path(replay)) if replay is not None else None
+    if retrieval_only and store is None and any(it.history for it in items):
+        # a follow-up is retrieved on the engine's rewrite, which needs the model's earlier answers: without a store
+        # of them a retrieval-only run could only rank the follow-up's bare words, which no user's query is
+        log.info("retrieval only: %d conversation items left out (their standalone question needs the model; "
+                 "add --replay DIR of a full run to rank them on the engine's own rewrite)",
+                 sum(1 for it in items if it.history))
+        items = [it for it in items if not it.history]
+        if not items:
+            raise UserError("retrieval only: every selected item is a conversation item; add --replay DIR")
+    if ablate and engine_factory is None and not hasattr(settings, "advisory_rules"):
+        raise UserError("--ablate: this answer stage has no advisory rules (Settings.advisory_rules)")
     if retriever is None:
         from reportqa.index import open_retriever
 
         retriever = open_retriever(settings)
-    if not retrieval_only and engine is None:
-        from reportqa.answer import AnswerEngine
 
-        engine = AnswerEngine(settings, retriever=retriever)
+    def page_text(n: int) -> str:
+        record = retriever.page(n)
+        return record.text if record else ""
+
+    out.mkdir(parents=True, exist_ok=True)
+    replay_sha = hashlib.sha256((Path(replay) / GENERATIONS).read_bytes()).hexdigest() if replay else None
+    names = ["ours", *(["baseline"] if baseline else [])]
+    fingerprints = {s: _fingerprint(settings, qa_paths, items, s, retrieval_only, replay_sha) for s in names}
+    previous = _previous_records(out, fingerprints, fresh)
+    if not previous.get("ours"):  # generations.jsonl holds the outputs behind results.jsonl: a resumed run's too
+        (out / GENERATIONS).unlink(missing_ok=True)
+    recorder = make_engine = None
+    if engine is None and (not retrieval_only or any(it.history for it in items)):
+        recorder = RecordingLLM(model_id(settings, llm), llm.prefill if llm else backend_prefill(settings),
+                                (lambda: llm) if llm else (lambda: get_llm(settings)), out / GENERATIONS, store)
+        make_engine = engine_factory or partial(_answer_engine, settings, retriever)
+        engine = make_engine(recorder, ())
     systems: list[System] = [OurSystem(retriever, engine)]
     if baseline:
         if baseline_pipeline is None:
@@ -366,29 +584,35 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
             baseline_pipeline = build_baseline(settings)
         systems.append(baseline_pipeline)
 
-    def page_text(n: int) -> str:
-        record = retriever.page(n)
-        return record.text if record else ""
-
-    out.mkdir(parents=True, exist_ok=True)
-    fingerprints = {s.name: _fingerprint(settings, qa_path, items, s.name, retrieval_only) for s in systems}
-    previous = _previous_records(out, fingerprints, fresh)
     for stale in ("metrics.json", "report.md"):
         (out / stale).unlink(missing_ok=True)
     (out / "run.json").write_text(json.dumps(fingerprints, ensure_ascii=False, indent=1))
-    log.info("evaluating %d questions from %s%s", len(items), qa_path, " (retrieval only)" if retrieval_only else "")
+    label = Path(qa).name if qa else f"split {split or 'dev'} ({', '.join(p.name for p in qa_paths)})"
+    log.info("evaluating %d questions from %s%s%s", len(items), label, " (retrieval only)" if retrieval_only else "",
+             f", replaying {replay}" if replay else "")
     commit = _git_commit()
     records = {s.name: _run_system(s, items, previous.get(s.name, {}), _results_path(out, s.name), page_text,
                                    settings.eval_k, retrieval_only, commit) for s in systems}
+    by_id = {it.id: it for it in items}
+    counts = {"prompts_replayed": recorder.replayed, "prompts_generated": recorder.generated} if recorder else {}
+    ablation = None
+    if ablate:
+        ablation = _ablate(records["ours"], by_id, make_engine, recorder, retriever, page_text, settings.eval_k, out)
     metrics = {
-        "meta": {"qa": qa_path.name, "qa_sha256": fingerprints["ours"]["qa_sha256"], "n": len(items),
+        "meta": {"split": None if qa else split or "dev", "qa": ", ".join(p.name for p in qa_paths),
+                 "qa_sha256": fingerprints["ours"]["qa_sha256"], "n": len(items),
                  "retrieval_only": retrieval_only, "k": settings.eval_k, "limit": limit, "stratified": stratified,
                  "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit,
                  # a reused baseline may have been graded at an earlier commit
                  "commits": {name: sorted({str(r.get("commit")) for r in recs}) for name, recs in records.items()},
                  "settings": {f: getattr(settings, f) for f in RECORDED_SETTINGS if hasattr(settings, f)}},
         "systems": {name: aggregate(recs, settings.eval_k) for name, recs in records.items()},
+        "conversations": conversations(records["ours"], settings.eval_k),
+        "rules": rule_table(records["ours"], ablation),
     }
+    if replay is not None:
+        metrics["replay"] = {"from": Path(replay).name, **counts,
+                             **_compare_stored(Path(replay), records["ours"], by_id, page_text, settings.eval_k)}
     metrics["bars"] = check_bars(metrics["systems"]["ours"], settings)
     write_report(metrics, records, out)
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1))
