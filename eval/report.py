@@ -248,7 +248,8 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
     if any(m.get("by_tag") for m in systems.values()):
         lines += ["", "## By tag", "", "multi-fact: items marked `multi`; follow-up: the graded turns of "
                   "conversation items.", "", *cells]
-        lines += _groups_as_rows(systems, "by_tag", (*RETRIEVAL, *(() if retrieval_only else ANSWER[:4])))
+        lines += _groups_as_rows(systems, "by_tag", (*RETRIEVAL, *(() if retrieval_only else (*ANSWER[:4],
+                                                                                               "first_token_p50"))))
     conv = metrics.get("conversations")
     if conv and (conv["followup_turns"] or conv["standalone_items"]):
         lines += _conversations(conv)

@@ -253,6 +253,13 @@ def test_replay_needs_a_store_and_its_own_folder(fake_settings, qa, tmp_path):
         run_eval(fake_settings, qa=qa, out=tmp_path / "out", ablate=True, retriever=FakeRetriever())
 
 
+def test_cli_names_a_misused_flag(tmp_path, capsys):
+    from reportqa.app.cli import main
+
+    assert main(["eval", "--ablate", "--out", str(tmp_path / "out")]) == 2
+    assert "--ablate needs --replay DIR" in capsys.readouterr().err
+
+
 def test_an_interrupted_run_keeps_its_generations(fake_settings, qa, tmp_path):
     out = tmp_path / "out"
 
