@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from reportqa.answer import prompts
-from reportqa.answer.grounding import is_refusal
+from reportqa.answer.grounding import is_refusal, named_pages
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message
 from reportqa.answer.text import CJK, MONTHS, cjk_count, detect_lang, terms, zh_places
@@ -44,6 +44,8 @@ REWRITE = (
     "Standalone question: How many cars did Tesla sell in Europe in 2023?\n\n"
     "Previous question: {previous}\nFollow-up: {question}\nStandalone question:"
 )
+TRANSLATE = "Translate this question into {lang}. Do not answer it. Output only the question.\n\n" \
+    "Question: {question}\nTranslation:"
 LANG_NAME = {"en": "English", "zh": "Simplified Chinese"}
 
 _EN_ASKING = re.compile(
@@ -75,13 +77,17 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
 
 _LEAD_EN = r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared)\b"
 _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
-# Pronouns that point back. "that" only as a pointing word ("that year", "than that?"), not the conjunction
-# ("say that AI …"); "there" not at all ("how many … are there").
+# Pronouns that point back. "that" only as a pointing word ("that year", "was that growing", "than that?"), not
+# the conjunction ("say that AI …"); "there" not at all ("how many … are there").
 _FOLLOWUP_EN = re.compile(
     rf"^\s*{_LEAD_EN}|\b(it|its|they|them|their|theirs|this|these|those|he|she|his|her|him|the same|the former|"
     r"the latter)\b|\bthat(?=\s*[?.,]|\s*$|\s+(?:one|ones|year|company|figure|number|period|time|model|product|"
-    r"metric|rate|chart|slide|page|group|country|market)\b)", re.I)
-_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|其|同期|同一")
+    r"metric|rate|chart|slide|page|group|country|market)\b)|\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b",
+    re.I)
+# 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
+# mid-sentence they are no anaphora.
+_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|其|同期|同一"
+                          r"|^\s*(?:期间|当时|那时|同时|换成|改成|换算成)")
 _NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其"
                            r"|该报告|此报告", re.I)
 # "How long did Google take?" / "谷歌用了多少年？": a duration with no goal to reach is the previous question's.
@@ -89,14 +95,39 @@ _NO_GOAL = re.compile(r"\b(?:take|took|need|needed)\s*[?？]?\s*$|(?:用|花|需
                       r"(?:时间)?\s*[?？]?\s*$|(?:用|花)了?多(?:久|长时间)\s*[?？]?\s*$", re.I)
 
 
+_ZH_CONTENT = ("n", "v", "a", "j", "eng")  # jieba tags of nouns, verbs, adjectives, abbreviations, Latin words
+_ZH_GENERIC = frozenset("报告 提到 显示 表示 认为 数据".split())
+
+
+def _zh_content(question: str) -> list[str]:
+    """The Chinese question's content words: "同比增长了多少？" has two (同比, 增长), "靠什么实现的？" one."""
+    import jieba.posseg
+
+    return [w.word for w in jieba.posseg.cut(question) if w.flag.startswith(_ZH_CONTENT) and len(w.word) > 1
+            and w.word not in _ZH_GENERIC]
+
+
+def _thin(question: str) -> bool:
+    """Too little to stand alone: fewer than two content terms, or in Chinese (which leaves the subject out freely)
+    fewer than three content words unless one is a Latin name ("Starlink有多少用户？" stands alone)."""
+    if named_pages(question):  # "第20页说了什么？" names its page
+        return False
+    if len(terms(question)) < 2:
+        return True
+    if detect_lang(question) != "zh":
+        return False
+    words = _zh_content(question)
+    return len(words) < 2 or (len(words) < 3 and not _LATIN.search(question))
+
+
 def needs_rewrite(question: str, history: History | None) -> bool:
     """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
-    about/那", a duration with no goal, or too few content terms to retrieve on. Anything else stands alone and is
-    never rewritten."""
+    about/那", a duration with no goal, or too little to retrieve on. Anything else stands alone and is never
+    rewritten."""
     if not history:
         return False
     q = _NOT_ANAPHORA.sub(" ", question)
-    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or len(terms(question)) < 2
+    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or _thin(question)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep
@@ -104,23 +135,31 @@ def needs_rewrite(question: str, history: History | None) -> bool:
 _YEAR = re.compile(r"(?<![\d.])(?:19|20)\d{2}(?![\d.])")
 _LATIN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:[-.'’][A-Za-z0-9]+)*")
 _CAPITAL = re.compile(r"[A-Z]")
-_EN_NOT_NAMES = frozenset("i ai a the what which who how when where why and or but also so then is are was were do "
+_EN_NOT_NAMES = frozenset("i a the what which who how when where why and or but also so then is are was were do "
                           "does did can could will would should has have had in on for of per according".split()
                           + MONTHS)
 
 
-def names(text: str) -> list[str]:
-    """Names as written: Latin words with a capital or digit (NVIDIA, ChatGPT, Pascal, GPT-4o), leaving out the
-    capitalised function word that opens an English sentence and "AI" (everywhere in this report)."""
-    out = []
+def names(text: str, opener: bool = False) -> list[str]:
+    """Names as written: runs of Latin words with a capital or digit (NVIDIA, KoBold Metals, Ford Model T, GPT-4o),
+    leaving out function words, "AI" on its own (everywhere in this report) and, unless `opener`, a title-case word
+    opening an English question ("Over how many months?")."""
+    out, run, end = [], [], -1
+    english = detect_lang(text) == "en"
     for m in _LATIN.finditer(text):
         w = m.group(0).rstrip(".'’").removesuffix("'s").removesuffix("’s")
-        if not (_CAPITAL.search(w) or any(c.isdigit() for c in w)) or w.lower() in _EN_NOT_NAMES:
-            continue
-        if _YEAR.fullmatch(w):
-            continue
-        out.append(w)
-    return list(dict.fromkeys(out))
+        name = bool(_CAPITAL.search(w) or any(c.isdigit() for c in w)) and w.lower() not in _EN_NOT_NAMES and not (
+            english and not opener and w.istitle() and not text[: m.start()].strip(" \"'“(¿"))
+        if name and run and text[end:m.start()] == " ":
+            run.append(w)
+        else:
+            if run:
+                out.append(" ".join(run))
+            run = [w] if name else []
+        end = m.end() if name and w == m.group(0) else -1  # a possessive ends the name
+    if run:
+        out.append(" ".join(run))
+    return list(dict.fromkeys(n for n in out if n.lower() != "ai"))
 
 
 def years(text: str) -> list[str]:
@@ -142,12 +181,13 @@ def _kept(rewrite: str, word: str, lexicon: Lexicon | None) -> bool:
         t in rewrite for t in lexicon.translate(term))
 
 
-def acceptable(rewrite: str, question: str, base: str, replaced: str = "", lexicon: Lexicon | None = None) -> bool:
-    """The checks every rewrite passes: it asks (not `is_statement`), in the follow-up's language, keeps the
-    follow-up's own names and years, and keeps the base question's names and years except those the follow-up
+def acceptable(rewrite: str, question: str, base: str, replaced: str = "", lexicon: Lexicon | None = None,
+               lang: Lang | None = None) -> bool:
+    """The checks every rewrite passes: it asks (not `is_statement`), in the follow-up's language (or `lang`), keeps
+    the follow-up's own names and years, and keeps the base question's names and years except those the follow-up
     replaces: the ones in `replaced` (the stretch of the base a rule swapped out), else one per new name or year
     the follow-up brings. With the report's `lexicon`, a Chinese rewrite may keep an English name translated."""
-    lang = detect_lang(question)
+    lang = lang or detect_lang(question)
     if not rewrite or is_statement(rewrite, lang) or detect_lang(rewrite) != lang:
         return False
     for kind in (names, years):
@@ -167,7 +207,7 @@ _TAIL = re.compile(r"[\s,，]*(?:呢|的呢|又如何|怎么样|如何|情况)?\
 _FILLER = re.compile(r"^(?:in|for|of|at|during|the year|year|then|instead|about)\b\s*|^(?:在|于)", re.I)
 _TOKEN = re.compile(rf"[A-Za-z0-9$][A-Za-z0-9$%.,'’-]*[A-Za-z0-9%]|[A-Za-z0-9]|[{CJK}]|[^\s{CJK}A-Za-z0-9]")
 _PRONOUN_EN = re.compile(r"\b(?:(its|their)|(it|they|them))\b", re.I)
-_PRONOUN_ZH = re.compile("(它们的|它的|他们的|其)|(它们|它|他们)")
+_PRONOUN_ZH = re.compile("(它们的|它的|他们的|其(?!他|中|实))|(它们|它|他们)")
 _PLACE_EN = re.compile(r"^(?:in|across|for) (?:the )?(?:[A-Z][A-Za-z.]*\s?)+$")
 
 Merged = tuple[str, str]  # the rewrite, and the stretch of the base it replaced
@@ -194,11 +234,10 @@ def _qualified(question: str, qualifier: str) -> str:
 
 def _swap_year(base: str, core: str) -> Merged | None:
     """"那2023年呢？", "And in 2023?": the base question with its year changed (or, without one, the year added)."""
-    new = years(core)
+    new, old = years(core), years(base)
     rest = _FILLER.sub("", _YEAR.sub("", core).replace("年", "").strip(" ,，的")).strip()
-    if len(new) != 1 or rest:
+    if len(new) != 1 or (rest and not (old and core.replace(new[0], old[-1]) in base)):  # "in 1908 dollars"
         return None
-    old = years(base)
     if old:
         return base.replace(old[-1], new[0]), old[-1]
     return _qualified(base, f"{new[0]}年" if detect_lang(base) == "zh" else f"in {new[0]}"), ""
@@ -214,11 +253,12 @@ def _add_place(base: str, core: str) -> Merged | None:
 
 def _swap_name(base: str, core: str) -> Merged | None:
     """"And Microsoft?", "那Meta呢？": the base question about the new name, when it names exactly one other."""
-    core = re.sub(r"^(?:for|of|about|the)\s+", "", core, flags=re.I)
-    new, old = names(core), [n for n in names(base) if not _has(core, n)]
-    if len(new) != 1 or len(old) != 1 or core.removesuffix("'s").removesuffix("’s") != new[0]:
+    core = re.sub(r"^(?:for|of|about)\s+", "", core, flags=re.I).removesuffix("'s").removesuffix("’s")
+    new, old = names(core, opener=True), [n for n in names(_SOURCE.sub(" ", base)) if not _has(core, n)]
+    if len(new) != 1 or len(old) != 1 or re.sub(r"^the\s+", "", core, flags=re.I) != new[0]:
         return None
-    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(old[0])}(?![A-Za-z0-9])", new[0], base, count=1), old[0]
+    # the base's article goes with its name: "the United States" -> "China", "ChatGPT" -> "the iPhone"
+    return re.sub(rf"(?<![A-Za-z0-9])(?:the )?{re.escape(old[0])}(?![A-Za-z0-9])", core, base, count=1), old[0]
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
@@ -234,20 +274,39 @@ def _aligned(base: str, core: str) -> Merged | None:
     # everything of the follow-up but one replaced stretch lines up with the base, and at least three tokens do
     kept = sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal")
     replaced = [op for op in ops if op[0] == "replace"]
-    if len(replaced) != 1 or any(op[0] == "insert" for op in ops) or kept < 3:
+    inner = ops[1:-1] if ops and ops[-1][0] == "delete" else ops[1:]  # the base may go on past the follow-up
+    if len(replaced) != 1 or any(op[0] == "insert" or op[0] == "delete" for op in [*inner, ops[0]]) or kept < 3:
         return None
     _, i1, i2, j1, j2 = replaced[0]
     start, end = b[i1][1], b[i2 - 1][2]
     return base[:start] + core[f[j1][1]: f[j2 - 1][2]] + base[end:], base[start:end]
 
 
-def _resolve_pronoun(base: str, question: str) -> Merged | None:
-    """"How fast did it grow?" after a question about ChatGPT: the pronoun becomes the base's one name (and the
+# The source a question cites is not what its pronouns point to ("According to Pew, …" then "How did it change?").
+_SOURCE = re.compile(r"\b(?i:according to|per|by)\s+(?:the\s+)?(?:[A-Z][\w&.-]*\s?)+|根据[^，,？?]*[，,]?")
+# A question that asks for a name ("Which chipmaker …?") has its subject in the answer.
+_ASKS_NAME = re.compile(r"^\s*(?:which|who|what (?:company|firm|chipmaker|model|country))\b"
+                        "|哪家|哪个|哪款|哪位|哪一|谁", re.I)
+_CITE = re.compile(r"\[p\. \d+\]|第\d+页")
+# "Who said it?": the pronoun is what was said, not a name.
+_SAID = re.compile(r"\b(?:said|says|say|claimed|wrote|predicted|mean|means)\s+(?:it|that|this)\b", re.I)
+
+
+def subject(base: str, answer: str = "") -> str | None:
+    """What the base question is about: its first name that is not a cited source, or, when it names none and asks
+    for one ("Which mining company …?"), the first new name of its answer."""
+    asked = names(_SOURCE.sub(" ", base))
+    if not asked and _ASKS_NAME.search(base):
+        asked = [n for n in names(_CITE.sub(" ", answer)) if not _has(base, n)]
+    return asked[0] if asked else None
+
+
+def _resolve_pronoun(base: str, question: str, answer: str = "") -> Merged | None:
+    """"How fast did it grow?" after a question about ChatGPT: the pronoun becomes the base's subject (and the
     base's year, if the follow-up has none, is kept)."""
-    subject = names(base)
-    if len(subject) != 1:
+    name = subject(base, answer)
+    if not name or _SAID.search(question):
         return None
-    name = subject[0]
     if detect_lang(question) == "zh":
         out, n = _PRONOUN_ZH.subn(lambda m: f"{name}的" if m.group(1) else name, question, count=1)
     else:
@@ -269,7 +328,7 @@ def _appended(base: str, question: str) -> str:
         body, _ = _end(base)
         if lang == "zh":
             return f"{body}，{core}呢？"
-        return f"{body}, and {core[0].lower() + core[1:] if core.split()[0] not in names(core) else core}?"
+        return f"{body}, and {core[0].lower() + core[1:] if core.split()[0] not in names(core, opener=True) else core}?"
     keep = [w for w in [*names(base), *(years(base) if not years(question) else [])] if not _has(question, w)]
     if not keep:
         return question
@@ -277,17 +336,30 @@ def _appended(base: str, question: str) -> str:
     return f"{body}（{'，'.join(keep)}）{mark}" if lang == "zh" else f"{body} ({', '.join(keep)}){mark}"
 
 
-def merge(base: str, question: str) -> str | None:
-    """The follow-up written out from the base question by rules alone, or None when no rule fits (the model then
-    tries). Same language only, except a pronoun, which any language can take a name for."""
-    same = detect_lang(base) == detect_lang(question)
+def _swaps(base: str, question: str) -> list[Merged]:
     core = _core(question)
-    tries = [_swap_year(base, core), _add_place(base, core), _swap_name(base, core), _aligned(base, core)] if same \
-        else []
-    for merged in [*tries, _resolve_pronoun(base, question)]:
-        if merged and acceptable(merged[0], question, base, merged[1]):
-            return merged[0]
+    return [m for m in (_swap_year(base, core), _add_place(base, core), _swap_name(base, core), _aligned(base, core))
+            if m]
+
+
+def merge(base: str, question: str, answer: str = "") -> str | None:
+    """The follow-up written out from the base question by rules alone, in the asker's language, or None when no rule
+    fits. Swaps need both in one language; a pronoun can take a name in any."""
+    same = detect_lang(base) == detect_lang(question)
+    pronoun = _resolve_pronoun(base, question, answer)
+    for text, replaced in [*(_swaps(base, question) if same else []), *([pronoun] if pronoun else [])]:
+        if acceptable(text, question, base, replaced):
+            return text
     return None
+
+
+def merge_across(base: str, question: str) -> str | None:
+    """A follow-up in the other language that only swaps a year, a place or a Latin name ("And TiVo?" after
+    "iPhone达到100万用户用了多少天？"): the swapped base question, still in the base's language, for translating."""
+    if detect_lang(base) == detect_lang(question):
+        return None
+    return next((text for text, replaced in _swaps(base, question)
+                 if acceptable(text, question, base, replaced, lang=detect_lang(base))), None)
 
 
 def clean_rewrite(text: str, question: str) -> str | None:
@@ -328,11 +400,19 @@ class FollowUps:
 
     def _rewrite(self, question: str, history: list[tuple[str, str]]) -> str:
         base = self.standalone(history[-1][0], history[:-1])
-        out = merge(base, question)
+        out = merge(base, question, history[-1][1])
         if out:
             log.info("follow-up %r merged by rule: %r", question, out)
             return out
-        out = self._model(base, question)
+        across = merge_across(base, question)
+        if across:
+            # the model only translates what the rules wrote; untranslated, the question is still the right one
+            out = self._model(TRANSLATE.format(question=across, lang=LANG_NAME[detect_lang(question)]), question,
+                              across)
+            log.info("follow-up %r merged by rule as %r, translated: %r", question, across, out)
+            return out or across
+        out = self._model(REWRITE.format(previous=base, question=question, lang=LANG_NAME[detect_lang(question)]),
+                          question, base)
         if out:
             log.info("follow-up %r rewritten by the model: %r", question, out)
             return out
@@ -340,10 +420,9 @@ class FollowUps:
         log.info("follow-up %r: no rule or model rewrite held up; appended: %r", question, out)
         return out
 
-    def _model(self, base: str, question: str) -> str | None:
-        lang = detect_lang(question)
-        messages = [Message("system", prompts.SYSTEM),
-                    Message("user", REWRITE.format(previous=base, question=question, lang=LANG_NAME[lang]))]
+    def _model(self, prompt: str, question: str, base: str) -> str | None:
+        """The model's rewrite of `question` on `base`, if it passes the checks."""
+        messages = [Message("system", prompts.SYSTEM), Message("user", prompt)]
         try:
             out = clean_rewrite(self._llm().complete(messages, REWRITE_MAX_TOKENS), question)
         except Exception as e:

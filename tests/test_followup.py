@@ -64,6 +64,12 @@ def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
     assert llm.calls == []
 
 
+@pytest.mark.parametrize("question", ["靠什么实现的？", "举了哪些例子？", "多少年以后？", "同比增长了多少？",
+                                      "期间OpenAI推出了什么？", "Over how many months?", "How fast was that growing?"])
+def test_questions_without_their_subject_need_the_conversation(question):
+    assert needs_rewrite(question, after(CAPEX))
+
+
 def test_first_question_is_never_rewritten():
     assert not needs_rewrite("And Google?", [])
 
@@ -74,6 +80,9 @@ def test_first_question_is_never_rewritten():
     (CAPEX, "那2023年呢？", "2023年美国六大科技公司的资本支出是多少？"),
     (CAPEX_EN, "And in 2023?", "What was the capex of the USA big six tech companies in 2023?"),
     ("What was Microsoft's capex in 2024?", "And Google?", "What was Google's capex in 2024?"),
+    # the cited source is not the name the follow-up swaps, and the base's article goes with its name
+    ("According to the IEA, what share of data centre electricity did the United States use?", "And China?",
+     "According to the IEA, what share of data centre electricity did China use?"),
     ("DeepSeek的月活跃用户有多少？", "那中国呢？", "在中国，DeepSeek的月活跃用户有多少？"),
     ("How many monthly active users did DeepSeek have?", "And in China?",
      "How many monthly active users did DeepSeek have in China?"),
@@ -91,6 +100,26 @@ def test_rules_write_out_the_follow_up_from_the_previous_question(base, follow_u
     assert merge(base, follow_up) == expected
     assert fu.standalone(follow_up, after(base)) == expected
     assert llm.calls == []
+
+
+def test_a_pronoun_after_a_which_question_is_the_name_the_answer_gave():
+    history = [("Which chipmaker's ecosystem does the report use as a proxy for AI developer growth?",
+                "The report uses NVIDIA's developer ecosystem [p. 12].")]
+    fu, llm = rewriter()
+    out = fu.standalone("How many years did it take to reach its first million developers?", history)
+    assert out == "How many years did NVIDIA take to reach its first million developers?" and llm.calls == []
+
+
+def test_a_pronoun_for_what_was_said_is_left_to_the_model():
+    base = "How fast was Microsoft's AI business growing year over year?"
+    assert merge(base, "Who said it?") is None
+    fu, _ = rewriter(["Who said that Microsoft's AI business was growing fast year over year?"])
+    assert fu.standalone("Who said it?", after(base)).startswith("Who said that Microsoft's")
+
+
+def test_a_year_changes_with_its_unit():
+    base = "What did a Ford Model T cost in 2024 dollars, per the report?"
+    assert merge(base, "And in 1908 dollars?") == "What did a Ford Model T cost in 1908 dollars, per the report?"
 
 
 def test_the_base_is_the_previous_standalone_question_rederived_from_history():
@@ -142,25 +171,30 @@ def test_a_rewrite_may_replace_the_name_the_follow_up_replaces():
                           "Pascal GPUs.", follow_up, base)
 
 
-@pytest.mark.parametrize("base, follow_up, wrong, right", [
+@pytest.mark.parametrize("base, follow_up, swapped, translated, statement", [
     # en -> zh: the asker switched to Chinese, so the rewrite is Chinese
     (CAPEX_EN, "那2023年呢？", "What was the capex of the USA big six tech companies in 2023?",
-     "2023年美国六大科技公司的资本支出是多少？"),
+     "2023年美国六大科技公司的资本支出是多少？", "根据报告，2023年美国六大科技公司的资本支出为1500亿美元。"),
     # zh -> en
     (CAPEX, "What about 2023?", "2023年美国六大科技公司的资本支出是多少？",
-     "What was the capex of the USA big six tech companies in 2023?"),
+     "What was the capex of the USA big six tech companies in 2023?",
+     "According to the report, the USA big six tech companies spent $150B on capex in 2023."),
+    ("iPhone达到100万用户用了多少天？", "And TiVo?", "TiVo达到100万用户用了多少天？",
+     "How many days did TiVo take to reach 1 million users?", "TiVo took about 1,000 days to reach 1 million users."),
 ])
-def test_the_rewrite_is_in_the_askers_language(base, follow_up, wrong, right):
+def test_across_languages_the_rules_swap_and_the_model_translates(base, follow_up, swapped, translated, statement):
     # the report's own pages translate its names: "USA" kept as 美国 is kept
     lexicon = Lexicon([PageRecord(4, "CapEx of the USA big six tech companies reached $212B in 2024",
                                   "美国六大科技公司的资本支出达到2120亿美元", "CapEx")])
-    fu, _ = rewriter([wrong], lexicon)
-    out = fu.standalone(follow_up, after(base))
-    assert out != wrong and "2023" in out and "2024" not in out
-    fu, llm = rewriter([right], lexicon)
-    assert fu.standalone(follow_up, after(base)) == right
+    fu, llm = rewriter([translated], lexicon)
+    assert fu.standalone(follow_up, after(base)) == translated
     asked_for = "Simplified Chinese" if follow_up.startswith("那") else "English"
-    assert f"Write the question in {asked_for}." in llm.calls[0][-1].content
+    assert llm.calls[0][-1].content.startswith(f"Translate this question into {asked_for}.")
+    assert swapped in llm.calls[0][-1].content
+    # a reply in the wrong language (or a statement) is refused: the swapped question, right if untranslated
+    for reply in (swapped, statement):
+        fu, _ = rewriter([reply], lexicon)
+        assert fu.standalone(follow_up, after(base)) == swapped
 
 
 def test_a_model_failure_falls_back_to_the_previous_question_with_the_follow_up():
