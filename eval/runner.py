@@ -58,7 +58,7 @@ FOLLOWUPS = ("ellipsis", "pronoun", "changed-year", "changed-unit", "changed-sub
 # settings that shape the results, recorded in metrics.json (no paths, hosts or secrets: results get committed)
 RECORDED_SETTINGS = ("embedder", "chunk_chars", "chunk_overlap", "top_k", "fusion", "rrf_k", "dense_weight",
                      "retrieval_candidates", "divider_weight", "llm", "llm_ctx", "llm_max_tokens", "llm_temperature",
-                     "answer_context_tokens", "answer_retry_context_tokens")
+                     "answer_context_tokens", "answer_retry_context_tokens", "advisory_rules")
 MAX_CONSECUTIVE_ERRORS = 5  # that many failures in a row means the system is down, not that some items are hard
 
 
@@ -253,12 +253,8 @@ def converse(system: System, item: QAItem):
 
 
 def _check_records(ans) -> list[dict]:
-    """The answer stage's rule firings (Answer.checks: rule, verdict, subject, detail) as plain dicts."""
-    out = []
-    for c in getattr(ans, "checks", None) or []:
-        d = dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c)
-        out.append({key: d.get(key) for key in ("rule", "verdict", "subject", "detail")})
-    return out
+    """The answer stage's rule firings (Answer.checks) as plain dicts: rule, verdict, subject, detail."""
+    return [{key: str(value) for key, value in dataclasses.asdict(c).items()} for c in ans.checks]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from test_answer import FakeRetriever
 
 from reportqa.answer import ScriptedLLM
 from reportqa.answer.llm import Message
-from reportqa.answer.types import Answer, Citation, Evidence, Final, Token
+from reportqa.answer.types import Answer, Check, Citation, Evidence, Final, Token
 from reportqa.errors import UserError
 from reportqa.eval import runner
 from reportqa.eval.metrics import is_statement
@@ -289,8 +289,8 @@ REPLIES = {"How many weekly active users did ChatGPT reach?": "ChatGPT reached 8
 
 
 class RuledEngine:
-    """An answer stage with one rule, `no_nine` (an answer with a 9 in it is refused), recorded in Answer.checks as
-    the real stage records its rules, and advisory when listed in `advisory`."""
+    """An answer stage with one made-up rule, `no_nine` (an answer with a 9 in it is refused), recorded in
+    Answer.checks as the real stage records its rules, and advisory when listed in `advisory`."""
 
     def __init__(self, llm, advisory):
         self.llm, self.advisory = llm, advisory
@@ -300,12 +300,11 @@ class RuledEngine:
         refused, checks = False, []
         if "9" in text:
             verdict = "advisory" if "no_nine" in self.advisory else "refused"
-            checks.append({"rule": "no_nine", "verdict": verdict, "subject": text, "detail": "a 9"})
+            checks.append(Check("no_nine", verdict, text, "a 9"))
             if verdict == "refused":
                 text, refused = "The report does not say.", True
         answer = Answer(question=question, standalone_question=question, answer=text, lang="zh" if "的" in question
-                        else "en", refused=refused)
-        answer.checks = checks
+                        else "en", refused=refused, checks=checks)
         yield Evidence([])
         yield Token(text)
         yield Final(answer)
@@ -332,3 +331,29 @@ def test_ablation_measures_each_rules_help_and_harm_on_replay(fake_settings, tmp
                                                                          ("u-1", "no_nine", False)]
     assert "| no_nine | 2 | refused 2 | 1 | 1 | 0 | +u-1 −r-2 |" in (out / "report.md").read_text()
 
+
+
+def test_ablation_of_the_answer_stages_own_rules(fake_settings, tmp_path):
+    """The real engine on the recording model: its number rule stops a wrong figure, and the ablation shows it."""
+    from reportqa.answer.llm import echo_best_excerpt
+
+    def model(messages):  # a misread figure for the ChatGPT question, the best excerpt line otherwise
+        if "How many weekly active users" in messages[-1].content:
+            return "ChatGPT reached 900MM weekly active users [p. 10]."
+        return echo_best_excerpt(messages)
+
+    qa = write(tmp_path / "qa.jsonl", [ITEMS[0], ITEMS[5]])
+    run_eval(fake_settings, qa=qa, out=tmp_path / "first", retriever=FakeRetriever(), llm=ScriptedLLM(model))
+    stored = {r["id"]: r for r in lines(tmp_path / "first" / "results.jsonl")}
+    assert "900MM" not in stored["r-1"]["answer"] and stored["r-1"]["grades"]["answer_correct"] is True
+    assert {"rule": "number_not_on_page", "verdict": "dropped"}.items() <= stored["r-1"]["checks"][0].items()
+
+    out = tmp_path / "ablated"
+    run_eval(fake_settings, qa=qa, out=out, replay=tmp_path / "first", ablate=True, retriever=FakeRetriever(),
+             llm=ScriptedLLM(model))
+    rules = json.loads((out / "metrics.json").read_text())["rules"]
+    assert rules["number_not_on_page"]["help"] == ["r-1"] and rules["number_not_on_page"]["harm"] == []
+    without = {r["advisory"]: r for r in lines(out / "ablation.jsonl") if r["id"] == "r-1"}
+    assert "900MM" in without["number_not_on_page"]["answer"]
+    assert {"rule": "number_not_on_page", "verdict": "advisory"}.items() <= without["number_not_on_page"][
+        "checks"][0].items()
