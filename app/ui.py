@@ -77,6 +77,17 @@ def _pages_text(pages: list[int]) -> str:
     return ", ".join(str(p) for p in pages)
 
 
+# Above an answer to a rewritten follow-up: the question the answer is for, so a wrong rewrite shows and the user can
+# ask again in full.
+ANSWERING = {"en": "Answering: ", "zh": "正在回答："}
+
+
+def _answering(a: Answer, ui: str) -> str:
+    if a.standalone_question == a.question:
+        return ""
+    return f"*{ANSWERING[ui]}{render.inert(a.standalone_question)}*\n\n"
+
+
 def _thought(title: str, seconds: float | None = None) -> dict:
     """The "thinking" line above an answer: a spinner while pending, the time taken when done."""
     meta = {"title": title, "status": "pending"} if seconds is None else \
@@ -159,7 +170,7 @@ class Chat:
                     cited = list(dict.fromkeys(c.page for c in a.citations))
                     think("answered" if cited else "refused" if a.refused else "not_answered", done=True,
                           pages=_pages_text(cited))
-                    reply(("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
+                    reply(_answering(a, ui) + ("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
                           render.page_chips(a, [p for p, _ in a.retrieved]))
                     for c in a.citations:
                         quotes.setdefault(c.page, []).append(c.quote)

@@ -184,6 +184,34 @@ def test_history_is_passed_to_the_engine(settings):
     assert engine.calls[1] == ("And in 2024?", [("How many users?", answer().answer)], "en")
 
 
+@pytest.mark.parametrize("question, understood, lang, line", [
+    ("And Google?", "What was Google's capex in 2024?", "en", "*Answering: What was Google's capex in 2024?*"),
+    ("那2023年呢？", "2023年六大科技公司的资本支出是多少？", "zh", "*正在回答：2023年六大科技公司的资本支出是多少？*"),
+])
+def test_a_rewritten_follow_up_shows_what_was_answered(settings, question, understood, lang, line):
+    a = answer(lang=lang)
+    a.question, a.standalone_question = question, understood
+    _, transcript, turns, _ = run(Chat(settings, ScriptedEngine(happy(a))), question)
+    reply = transcript[-1]["content"]
+    assert reply.startswith(line + "\n\n") and reply.endswith(render.answer_markdown(a.answer))
+    assert turns == [(question, a.answer)]  # the history keeps the answer alone
+
+
+def test_no_answering_line_when_the_question_stood_alone(settings):
+    a = answer()
+    a.question = a.standalone_question = "How many users does ChatGPT have?"
+    _, transcript, _, _ = run(Chat(settings, ScriptedEngine(happy(a))), a.question)
+    assert "Answering" not in transcript[-1]["content"]
+
+
+def test_the_answering_line_is_inert(settings):
+    a = answer()
+    a.question, a.standalone_question = "And it?", "What about <img src=x onerror=alert(1)> *bold*?"
+    _, transcript, _, _ = run(Chat(settings, ScriptedEngine(happy(a))), a.question)
+    line = transcript[-1]["content"].split("\n\n")[0]
+    assert "<img" not in MD.render(line) and "<strong>" not in MD.render(line) and "<em>Answering:" in MD.render(line)
+
+
 @pytest.mark.parametrize("failure, shown", [
     (UserError("The index is missing: run `reportqa ingest`."), "The index is missing"),
     (RuntimeError("CUDA exploded at 0xdeadbeef"), render.message("failed", "en")),
