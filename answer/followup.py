@@ -77,13 +77,12 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
 
 _LEAD_EN = r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared)\b"
 _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
-# Pronouns that point back. "that" only as a pointing word ("that year", "was that growing", "than that?"), not
-# the conjunction ("say that AI …"); "there" not at all ("how many … are there").
+# Words that point back. "that" only as a pointing word ("that year", "was that growing", "than that?"), not the
+# conjunction ("say that AI …"); "there" not at all ("how many … are there").
 _FOLLOWUP_EN = re.compile(
-    rf"^\s*{_LEAD_EN}|\b(it|its|they|them|their|theirs|this|these|those|he|she|his|her|him|the same|the former|"
-    r"the latter)\b|\bthat(?=\s*[?.,]|\s*$|\s+(?:one|ones|year|company|figure|number|period|time|model|product|"
-    r"metric|rate|chart|slide|page|group|country|market)\b)|\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b",
-    re.I)
+    rf"^\s*{_LEAD_EN}|\b(this|these|those|the same|the former|the latter)\b"
+    r"|\bthat(?=\s*[?.,]|\s*$|\s+(?:one|ones|year|company|figure|number|period|time|model|product|metric|rate|chart"
+    r"|slide|page|group|country|market)\b)|\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b", re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora.
 _FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|其|同期|同一"
@@ -120,6 +119,16 @@ def _thin(question: str) -> bool:
     return len(words) < 2 or (len(words) < 3 and not _LATIN.search(question))
 
 
+# A personal pronoun points back unless its antecedent is in the question before it: a name, or three content terms
+# ("What share of developers were using AI in their development process?").
+_PERSONAL = re.compile(r"\b(?:it|its|they|them|their|theirs|he|she|his|her|him)\b", re.I)
+
+
+def _points_back(question: str) -> bool:
+    return any(len(terms(question[: m.start()])) < 3 and not names(question[: m.start()])
+               for m in _PERSONAL.finditer(question))
+
+
 def needs_rewrite(question: str, history: History | None) -> bool:
     """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
     about/那", a duration with no goal, or too little to retrieve on. Anything else stands alone and is never
@@ -127,7 +136,8 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     if not history:
         return False
     q = _NOT_ANAPHORA.sub(" ", question)
-    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or _thin(question)
+    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or _points_back(q) or _thin(
+        question)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep

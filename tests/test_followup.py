@@ -56,6 +56,9 @@ def test_questions_are_not_statements(text):
     "What share of companies say that AI lifts productivity?",
     "DeepSeek的月活跃用户有多少？",
     "报告中其他国家的AI投资有多少？",
+    # the pronoun's antecedent is in the question itself
+    "What share of developers were using AI in their development process in 2024, per Stack Overflow?",
+    "Did Microsoft say its capex would keep growing?",
 ])
 def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
     fu, llm = rewriter()
@@ -65,7 +68,8 @@ def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
 
 
 @pytest.mark.parametrize("question", ["靠什么实现的？", "举了哪些例子？", "多少年以后？", "同比增长了多少？",
-                                      "期间OpenAI推出了什么？", "Over how many months?", "How fast was that growing?"])
+                                      "期间OpenAI推出了什么？", "Over how many months?", "How fast was that growing?",
+                                      "Which lithium projects is it working on?"])
 def test_questions_without_their_subject_need_the_conversation(question):
     assert needs_rewrite(question, after(CAPEX))
 
