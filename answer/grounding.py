@@ -595,6 +595,7 @@ class _Draft:
     supported: bool = False  # some retrieved page supports it
     missing: set[int | str] = field(default_factory=set)  # its numbers (by index) and names no cited page states
     uncited: list[int] = field(default_factory=list)  # the model's citations of pages that do not support it
+    repairs: list[tuple[str, str]] = field(default_factory=list)  # figure fixes recorded but not applied (advisory)
 
 
 def _asks(d: _Draft, a: _Asked) -> str | None:
@@ -730,6 +731,9 @@ def _repair_and_cite(d: _Draft, a: _Asked, rec: Checks) -> None:
 
 def _repair(d: _Draft, rec: Checks, fixes: list[tuple[str, str]]) -> bool:
     """Rewrite the sentence's figures (as written -> as the page states them), unless NUMBER_REPAIRED is advisory."""
+    if not rec.params.acts(Rule.NUMBER_REPAIRED):  # unapplied, the first look's fixes are found again by the second
+        fixes = [f for f in fixes if f not in d.repairs]
+        d.repairs += fixes
     acts = [rec.fire(Rule.NUMBER_REPAIRED, Verdict.REPAIRED, old, new) for old, new in fixes]
     if not fixes or not all(acts):
         return False

@@ -1,0 +1,224 @@
+"""The answer stage's named rules: each fires on a crafted case and is recorded on the answer; an advisory rule
+records its check and leaves the model's answer alone; an unknown rule name fails loading the settings."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_answer import engine, sources
+
+from reportqa.answer.grounding import Params, Source, ground
+from reportqa.answer.types import Rule, Verdict
+from reportqa.errors import UserError
+from reportqa.index.types import PageHit
+from reportqa.ingest.records import PageRecord
+from reportqa.settings import load_settings
+
+CHATGPT_USERS = "How many weekly active users does ChatGPT have?"
+WATER = "What is the boiling point of water at sea level?"  # no term on any page, no name
+
+
+def page(n: int, en: str, zh: str = "") -> list[Source]:
+    return [Source.build(PageHit(n, 0.9, "", "content"), PageRecord(n, en, zh, "s"))]
+
+
+def fired(checks) -> list[tuple[Rule, Verdict]]:
+    return [(c.rule, c.verdict) for c in checks]
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(home=tmp_path, llm="fake", top_k=3)
+
+
+# ---------------------------------------------------------------- sentence rules
+
+HUGGING = page(269, "AI Models on Hugging Face = +33x Increase 11/24 vs. 3/22\n~35K\n1.16MM")
+YEARS = page(57, "Years to Reach 100MM Users 2000-2023\nChatGPT 0.2")
+PRICES = page(189, "Consumer Subscriptions\nGoogle AI Ultra $250 per month", "消费者订阅")
+JOKE = page(130, "Inference Costs\nThe economics are complex, and it is hard to ignore the burn.")
+
+
+@pytest.mark.parametrize("rule, verdict, said, srcs, question, lang, subject", [
+    (Rule.QUESTION_NOT_ANSWER, Verdict.DROPPED, "ChatGPT的每周活跃用户达到了多少 [p. 10]？", sources(10), "", "zh",
+     "ChatGPT的每周活跃用户达到了多少"),
+    (Rule.PAGE_NOT_RETRIEVED, Verdict.DROPPED, "As page 55 shows, ChatGPT reached 800MM weekly users.", sources(10), "",
+     "en", "As page 55 shows, ChatGPT reached 800MM weekly users"),
+    (Rule.RESTATEMENT, Verdict.WITHDRAWN, "根据报告，卫星互联网会带来新网民 [p. 30]。", sources(30),
+     "报告认为卫星互联网会怎样带来新网民？", "zh", "根据报告，卫星互联网会带来新网民"),
+    (Rule.OFF_QUESTION, Verdict.DROPPED, "Because it was too complex [p. 130]!", JOKE, "Tell me a joke.", "en",
+     "Because it was too complex"),
+    (Rule.NUMBER_REPAIRED, Verdict.REPAIRED, "ChatGPT每周活跃用户达到80亿 [p. 10]。", sources(10), "", "zh", "80亿"),
+    (Rule.SENTENCE_UNSUPPORTED, Verdict.DROPPED, "Paris is the capital of France [p. 10].", sources(10, 20), "", "en",
+     "Paris is the capital of France"),
+    (Rule.MULTIPLE_FOR_AMOUNT, Verdict.DROPPED, "Hugging Face上有约33x的AI模型 [p. 269]。", HUGGING,
+     "Hugging Face上有多少个AI模型？", "zh", "Hugging Face上有约33x的AI模型"),
+    (Rule.YEARS_FOR_DURATION, Verdict.DROPPED, "ChatGPT达到1亿用户用了2000-2023年 [p. 57]。", YEARS,
+     "ChatGPT达到1亿用户用了多少年？", "zh", "ChatGPT达到1亿用户用了2000-2023年"),
+    (Rule.NUMBER_NOT_ON_PAGE, Verdict.DROPPED, "ChatGPT reached 900MM weekly active users [p. 10].", sources(10), "",
+     "en", "ChatGPT reached 900MM weekly active users"),
+    (Rule.NAME_NOT_ON_PAGE, Verdict.DROPPED, "ChatGPT and Gemini reached 800MM weekly active users [p. 10].",
+     sources(10), CHATGPT_USERS, "en", "ChatGPT and Gemini reached 800MM weekly active users"),
+    (Rule.CITATION_REPLACED, Verdict.REPAIRED, "ChatGPT reached 800MM weekly active users [p. 20].", sources(10, 20),
+     "", "en", "ChatGPT reached 800MM weekly active users"),
+    (Rule.CURRENCY_REPAIRED, Verdict.REPAIRED, "Google AI Ultra订阅每月250元 [p. 189]。", PRICES, "", "zh",
+     "Google AI Ultra订阅每月250元"),
+])
+def test_each_sentence_rule_fires_and_is_recorded(rule, verdict, said, srcs, question, lang, subject):
+    g = ground(said, srcs, [s.page for s in srcs], lang, question=question)
+    (check,) = [c for c in g.checks if c.rule == rule]
+    assert (check.verdict, check.subject) == (verdict, subject) and check.detail
+    # advisory (every rule, so that no other one acts instead), the rule is recorded and the model's words kept
+    g = ground(said, srcs, [s.page for s in srcs], lang, question=question, params=Params(advisory=frozenset(Rule)))
+    (check,) = [c for c in g.checks if c.rule == rule]
+    assert check.verdict == Verdict.ADVISORY and subject in " ".join(c.sentence.text for c in g.kept)
+
+
+def test_what_the_sentence_rules_record():
+    g = ground("ChatGPT reached 900MM weekly active users [p. 10].", sources(10), [10])
+    assert g.checks[0].detail == "not on the pages that support it: 900MM"
+    g = ground("ChatGPT每周活跃用户达到80亿 [p. 10]。", sources(10), [10], "zh")
+    assert [(c.subject, c.detail) for c in g.checks] == [("80亿", "8亿")]
+    g = ground("ChatGPT reached 800MM weekly active users [p. 20].", sources(10, 20), [10, 20])
+    assert g.checks[0].detail == "cited p. 20; cites p. 10"
+
+
+def test_the_first_acting_rule_decides_and_an_advisory_one_passes_the_sentence_on():
+    said, srcs = "DeepSeek reached 800MM weekly active users [p. 10].", sources(10, 30)
+    assert fired(ground(said, srcs, [10, 30]).checks) == [(Rule.NUMBER_NOT_ON_PAGE, Verdict.DROPPED)]
+    g = ground(said, srcs, [10, 30], params=Params(advisory=frozenset([Rule.NUMBER_NOT_ON_PAGE])))
+    assert (Rule.NUMBER_NOT_ON_PAGE, Verdict.ADVISORY) in fired(g.checks) and g.kept[0].pages
+
+
+# ---------------------------------------------------------------- answer rules, through the engine
+
+def test_low_coverage_refusal(settings):
+    eng, llm = engine(settings, [])
+    ans = eng.ask(WATER)
+    assert ans.refused and not llm.calls
+    assert fired(ans.checks) == [(Rule.LOW_COVERAGE_REFUSAL, Verdict.REFUSED)] and ans.checks[0].subject == WATER
+
+
+def test_unknown_name_refusal(settings):
+    eng, llm = engine(settings, [])
+    ans = eng.ask("How many weekly active users does ChatGPT have in Antarctica?")
+    assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
+    assert "antarctica" in ans.checks[0].detail
+
+
+def test_off_topic(settings):
+    said = "ChatGPT reached 800MM weekly active users [p. 10]."
+    eng, llm = engine(settings, [said, said])
+    ans = eng.ask("How many weekly active users does DeepSeek have?")
+    assert (Rule.OFF_TOPIC, Verdict.WITHDRAWN) in fired(ans.checks) and "800MM" not in ans.answer
+
+
+def test_wrong_language_retry_then_replaced(settings):
+    english = "ChatGPT reached 800MM weekly active users [p. 10]."
+    eng, llm = engine(settings, [english, "ChatGPT每周活跃用户达到8亿 [p. 10]。"])
+    assert fired(eng.ask("ChatGPT的每周活跃用户有多少？").checks) == [(Rule.WRONG_LANGUAGE_RETRY, Verdict.RETRIED)]
+    eng, llm = engine(settings, [english, english])
+    ans = eng.ask("ChatGPT的每周活跃用户有多少？")
+    assert fired(ans.checks) == [(Rule.WRONG_LANGUAGE_RETRY, Verdict.RETRIED),
+                                 (Rule.WRONG_LANGUAGE_RETRY, Verdict.REPLACED)] and "8亿" in ans.answer
+
+
+def test_model_refusal_retry(settings):
+    eng, llm = engine(settings, ["NOT IN REPORT", "ChatGPT reached 800MM weekly active users [p. 10]."])
+    ans = eng.ask(CHATGPT_USERS)
+    assert fired(ans.checks) == [(Rule.MODEL_REFUSAL_RETRY, Verdict.RETRIED)] and len(llm.calls) == 2
+
+
+def test_withdrawn_answer_retry(settings):
+    eng, llm = engine(settings, ["ChatGPT reached 1.2B weekly active users [p. 10].",
+                                 "ChatGPT reached 800MM weekly active users [p. 10]."])
+    ans = eng.ask(CHATGPT_USERS)
+    assert fired(ans.checks) == [(Rule.NUMBER_NOT_ON_PAGE, Verdict.DROPPED),
+                                 (Rule.WITHDRAWN_ANSWER_RETRY, Verdict.RETRIED)]
+    assert ans.answer == "ChatGPT reached 800MM weekly active users [p. 10]."
+
+
+def test_evidence_quote_fallback(settings):
+    eng, llm = engine(settings, ["NOT IN REPORT", "NOT IN REPORT"])
+    ans = eng.ask(CHATGPT_USERS)
+    assert fired(ans.checks) == [(Rule.MODEL_REFUSAL_RETRY, Verdict.RETRIED),
+                                 (Rule.EVIDENCE_QUOTE_FALLBACK, Verdict.REPLACED)]
+    assert ans.answer.startswith("The report says: ") and ans.checks[-1].subject in ans.answer
+
+
+def test_checks_are_in_the_json_answer(settings):
+    eng, _ = engine(settings, ["ChatGPT reached 800MM weekly active users [p. 20]."])
+    d = json.loads(json.dumps(eng.ask(CHATGPT_USERS).to_json()))
+    assert d["checks"] == [{"rule": "citation_replaced", "verdict": "repaired",
+                            "subject": "ChatGPT reached 800MM weekly active users",
+                            "detail": "cited p. 20; cites p. 10"}]
+
+
+# ---------------------------------------------------------------- advisory mode
+
+ALL_ADVISORY = ",".join(Rule)
+
+
+@pytest.mark.parametrize("question, said", [
+    ("How large is the user base of DeepSeek?", "DeepSeek reached 1.2B monthly active users [p. 30]."),  # figure
+    ("ChatGPT的用户增长了多少？", "ChatGPT users grew 8x in 17 months [p. 10]."),  # language
+    ("How many weekly active users does DeepSeek have?", "ChatGPT reached 800MM weekly active users [p. 10]."),
+    (WATER, "Water boils at 100 degrees [p. 10]."),  # coverage
+    ("How many weekly active users does ChatGPT have in Antarctica?", "Paris is the capital of France [p. 10]."),
+])
+def test_advisory_rules_leave_the_answer_as_the_model_wrote_it(tmp_path, question, said):
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules=ALL_ADVISORY)
+    eng, llm = engine(settings, [said])
+    ans = eng.ask(question)
+    prefill = "根据报告，" if ans.lang == "zh" else ""
+    assert ans.answer == prefill + said and not ans.refused and len(llm.calls) == 1
+    assert ans.checks and all(c.verdict == Verdict.ADVISORY for c in ans.checks)
+
+
+def test_one_advisory_rule_only_records_itself(tmp_path):
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules="number_not_on_page")
+    eng, llm = engine(settings, ["ChatGPT reached 900MM weekly active users [p. 10]."])
+    ans = eng.ask(CHATGPT_USERS)
+    assert ans.answer == "ChatGPT reached 900MM weekly active users [p. 10]." and len(llm.calls) == 1
+    assert fired(ans.checks) == [(Rule.NUMBER_NOT_ON_PAGE, Verdict.ADVISORY)]
+    eng, llm = engine(settings.replace(advisory_rules=""), ["ChatGPT reached 900MM weekly active users [p. 10]."] * 2)
+    assert "900MM" not in eng.ask(CHATGPT_USERS).answer  # the same rule acting
+
+
+def test_advisory_refusal_rule_asks_the_model(tmp_path):
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules="low_coverage_refusal")
+    eng, llm = engine(settings, ["NOT IN REPORT"])
+    ans = eng.ask(WATER)
+    assert llm.calls and ans.refused  # the model refused on its own; the rule only advised
+    assert fired(ans.checks)[0] == (Rule.LOW_COVERAGE_REFUSAL, Verdict.ADVISORY)
+
+
+# ---------------------------------------------------------------- settings and docs
+
+def test_unknown_rule_name_fails_loading_with_a_clear_message(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match=r"unknown rule 'off_topc'; the rules are: low_coverage_refusal"):
+        load_settings(home=tmp_path, advisory_rules="off_topic, off_topc")
+    monkeypatch.setenv("REPORTQA_ADVISORY_RULES", "bogus")
+    with pytest.raises(UserError, match="REPORTQA_ADVISORY_RULES"):
+        load_settings(home=tmp_path)
+    monkeypatch.setenv("REPORTQA_ADVISORY_RULES", " off_topic ,restatement,")
+    assert Params.of(load_settings(home=tmp_path).advisory_rules).advisory == {Rule.OFF_TOPIC, Rule.RESTATEMENT}
+
+
+def test_cli_reports_an_unknown_rule_without_a_traceback(monkeypatch, capsys):
+    from reportqa.app.cli import main
+
+    monkeypatch.setenv("REPORTQA_ADVISORY_RULES", "bogus")
+    assert main(["ask", "How many users?"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reportqa: advisory_rules (REPORTQA_ADVISORY_RULES): unknown rule 'bogus'")
+    assert "Traceback" not in err
+
+
+def test_every_rule_is_in_the_docs_table():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "answer.md").read_text(encoding="utf-8")
+    table = doc.split("\n## Rules\n")[1].split("\n## ")[0]
+    assert re.findall(r"^\| `(\w+)` \|", table, re.M) == list(Rule)
