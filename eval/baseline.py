@@ -80,7 +80,6 @@ class BaselinePipeline:
     engine has no conversation memory: a follow-up is asked alone."""
 
     name = NAME
-    conversational = False
 
     def __init__(self, index, settings: Settings, llm: ChatLLM | None = None):
         self.index = index
@@ -100,7 +99,7 @@ class BaselinePipeline:
             self._engine = self.index.as_query_engine(llm=llm, streaming=True)
         return self._engine
 
-    def ask(self, question: str, history=()) -> Answer:
+    def ask(self, question: str) -> Answer:
         start = time.perf_counter()
         response = self._query_engine().query(question)
         first, parts = None, []

@@ -199,14 +199,20 @@ History = Sequence[tuple[str, str]]
 
 
 class System(Protocol):
+    """What the runner evaluates. A system with `conversational = True` is also passed the history of a
+    conversation item (see converse); any other is asked the item's question alone."""
+
     name: str
-    conversational: bool  # False: no memory, so a conversation item is asked its last question alone
 
     def retrieve(self, question: str, k: int) -> list[int]:
         """Ranked pages, best first."""
 
-    def ask(self, question: str, history: History = ()):
+    def ask(self, question: str):
         """A reportqa.answer.Answer whose first_token_s and total_s are set."""
+
+
+def _conversational(system: System) -> bool:
+    return getattr(system, "conversational", False)
 
 
 class OurSystem:
@@ -241,9 +247,11 @@ class OurSystem:
 def converse(system: System, item: QAItem):
     """The item's answer and the records of its earlier turns. The earlier turns are asked in order, each answer going
     into the history as the chat does it: (question, answer text) pairs, a turn that failed left out."""
+    if not (item.history and _conversational(system)):
+        return system.ask(item.question), []
     pairs: list[tuple[str, str]] = []
     turns = []
-    for question in item.history if system.conversational else ():
+    for question in item.history:
         ans = system.ask(question, pairs)
         turns.append({"question": question, "standalone_question": ans.standalone_question, "answer": ans.answer,
                       "refused": ans.refused, "error": ans.error, "checks": _check_records(ans)})
@@ -267,7 +275,7 @@ def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str],
 
     The ranking is that of the standalone question the engine answered (for a follow-up, its rewrite). So a
     conversation item needs the engine even in a retrieval-only run; its answer is then recorded, not graded."""
-    conversation = bool(item.history) and system.conversational
+    conversation = bool(item.history) and _conversational(system)
     rec = {"id": item.id, "question": item.question, "lang": item.lang, "kind": item.kind, "gold": list(item.pages),
            "system": system.name, "mode": "retrieval" if retrieval_only else "full", "answer": None, "refused": None,
            "citations": [], "retrieved": [], "latency_s": None, "first_token_s": None, "error": None}

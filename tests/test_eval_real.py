@@ -11,7 +11,7 @@ import pytest
 
 from reportqa.answer import ScriptedLLM
 from reportqa.eval.baseline import build_baseline
-from reportqa.eval.runner import DEFAULT_QA, run_eval
+from reportqa.eval.runner import DEFAULT_QA, load_qa, run_eval, split_files
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,9 @@ def test_retrieval_eval_of_the_bundled_qa_set_meets_the_bars(built_index, tmp_pa
     print({name: round(b["value"], 3) for name, b in bars.items()})
     assert all(b["passed"] for b in bars.values()), bars
     assert code == 0
-    n_items = sum(1 for line in DEFAULT_QA.read_text(encoding="utf-8").splitlines() if line.strip())
-    assert metrics["systems"]["ours"]["overall"]["n"] == n_items
+    # without a replay store, a retrieval-only run leaves the conversation items out (their rewrite needs the model)
+    standalone = [it for it in load_qa(*split_files("dev")) if not it.history]
+    assert metrics["systems"]["ours"]["overall"]["n"] == len(standalone) > len(load_qa(DEFAULT_QA))
     assert (out / "report.md").exists() and (out / "hit_at_k.png").exists()
 
 

@@ -148,7 +148,21 @@ class ConversationEngine:
 def test_a_conversation_is_asked_turn_by_turn_with_the_engines_answers_as_history(fake_settings, qa, tmp_path):
     engine = ConversationEngine()
     out = tmp_path / "out"
-    assert run_eval(fake_settings, qa=qa, out=out, retriever=FakeRetriever(), engine=engine) == 0
+
+    class Memoryless:  # like the baseline: no conversation memory, so asked the graded question alone
+        name, asked = "baseline", []
+
+        def retrieve(self, question, k):
+            return [10]
+
+        def ask(self, question):
+            self.asked.append(question)
+            return Answer(question=question, standalone_question=question, answer="?", lang="en", refused=True)
+
+    baseline = Memoryless()
+    assert run_eval(fake_settings, qa=qa, out=out, retriever=FakeRetriever(), engine=engine, baseline=True,
+                    baseline_pipeline=baseline) == 0
+    assert baseline.asked == [it["question"] for it in ITEMS]
     by_question = {}
     for question, history in engine.calls:
         by_question.setdefault(question, []).append(history)

@@ -166,12 +166,11 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_redone(settings, qa_fi
 
 class FakeBaseline:
     name = "baseline"
-    conversational = False
 
     def retrieve(self, question, k):
         return [3]
 
-    def ask(self, question, history=()):
+    def ask(self, question):
         return Answer(question=question, standalone_question=question, answer="I don't know.", lang="en",
                       refused=True, first_token_s=0.1, total_s=0.2)
 
@@ -197,9 +196,9 @@ def test_a_finished_baselines_answers_are_reused_unless_its_inputs_change(settin
     asked = []
 
     class CountingBaseline(FakeBaseline):
-        def ask(self, question, history=()):
+        def ask(self, question):
             asked.append(question)
-            return super().ask(question, history)
+            return super().ask(question)
 
     engine = ScriptedEngine()
     kwargs = dict(qa=qa_file, out=out, baseline=True, retriever=FakeRetriever(), baseline_pipeline=CountingBaseline())
