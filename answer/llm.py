@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from reportqa.errors import UserError
+from reportqa.runtime import ensure_runs
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,9 @@ def get_llm(settings: Settings) -> ChatLLM:
     key = (str(path), settings.llm_ctx, settings.llm_threads, settings.llm_temperature)
     with _loaded_lock:
         if key not in _loaded:
+            # A runtime built for another CPU dies with SIGILL at the first token, which no except clause catches:
+            # prove in a subprocess that it generates here before loading it into this process.
+            ensure_runs(path, settings.model_dir)
             log.info("loading %s", path.name)
             _loaded[key] = LlamaCppLLM(path, settings)
         return _loaded[key]

