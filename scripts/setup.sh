@@ -14,7 +14,7 @@ CACHE=${REPORTQA_WHEELS:-$HOME/.cache/reportqa/wheels}
 LLAMA=0.3.36           # keep in step with pyproject.toml and core/runtime.py
 SERVE_EXTRAS=llm       # tests/test_setup.py checks that this install set pulls no torch and no test tools
 TEST_EXTRAS=llm,st,dev
-APT_TEST="chromium fonts-wqy-microhei"
+APT_TEST="chromium fonts-wqy-microhei qemu-user"  # qemu: a CPU without AVX-512 for one test
 NEED_GB_RUN=5          # measured (docs/app.md): venv 2.0 GB, llama.cpp build 0.7 GB peak, model assembled 1.1 GB
 NEED_GB_TEST=8         # plus torch and sentence-transformers (1.6 GB) and the test home's index and model copy
 log() { echo "[setup] $*" >&2; }

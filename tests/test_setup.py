@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -176,3 +177,23 @@ def test_the_installed_runtime_generates_here_without_amx(settings):
     result = runtime.self_check(ensure_model(settings))
     assert result.ok, result.message
     assert "AMX_INT8 = 1" not in result.system_info
+
+
+@pytest.mark.slow
+def test_this_cpus_build_is_caught_on_a_cpu_without_avx512(tmp_path, settings):
+    """The bug a user met: a wheel built on an AVX-512 machine, run on an AVX2-only EPYC. qemu-user emulates that CPU
+    (EPYC-Rome: AVX2, no AVX-512) around the real interpreter and the real installed runtime; the self-check must
+    report the SIGILL in one line. Meaningful only where the installed build uses AVX-512."""
+    import shutil
+
+    if not shutil.which("qemu-x86_64") or "avx512f" not in runtime.cpu_flags():
+        pytest.skip("needs qemu-user and a host whose native build uses AVX-512")
+    pytest.importorskip("llama_cpp")
+    from reportqa.answer.llm import ensure_model
+
+    rome = tmp_path / "python-on-epyc-rome"
+    rome.write_text(f'#!/bin/sh\nexec qemu-x86_64 -cpu EPYC-Rome "{sys.executable}" "$@"\n')
+    rome.chmod(0o755)
+    result = runtime.self_check(ensure_model(settings), python=str(rome))
+    assert not result.ok
+    assert "Illegal instruction (SIGILL)" in result.message and "rebuild it for this CPU" in result.message
