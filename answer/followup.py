@@ -20,7 +20,7 @@ from reportqa.answer import prompts
 from reportqa.answer.grounding import is_refusal, named_pages
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message
-from reportqa.answer.text import CJK, MONTHS, cjk_count, detect_lang, terms, zh_places
+from reportqa.answer.text import CJK, MONTHS, cjk_count, detect_lang, squash, terms, zh_places
 from reportqa.answer.types import Lang
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,21 @@ def _kept(rewrite: str, word: str, lexicon: Lexicon | None) -> bool:
 
 def acceptable(rewrite: str, question: str, base: str, replaced: str = "", lexicon: Lexicon | None = None,
                lang: Lang | None = None) -> bool:
-    """The checks every rewrite passes: it asks (not `is_statement`), in the follow-up's language (or `lang`), keeps
-    the follow-up's own names and years, and keeps the base question's names and years except those the follow-up
-    replaces: the ones in `replaced` (the stretch of the base a rule swapped out), else one per new name or year
-    the follow-up brings. With the report's `lexicon`, a Chinese rewrite may keep an English name translated."""
+    """The checks every rewrite passes: it asks (not `is_statement`), in the follow-up's language (or `lang`), is
+    not the base again and shows what the follow-up adds, keeps the follow-up's own names and years, and keeps the
+    base question's names and years except those the follow-up replaces: the ones in `replaced` (the stretch of the
+    base a rule swapped out), else one per new name or year the follow-up brings. With the report's `lexicon`, a
+    Chinese rewrite may keep an English name translated."""
     lang = lang or detect_lang(question)
     if not rewrite or is_statement(rewrite, lang) or detect_lang(rewrite) != lang:
+        return False
+    # The follow-up must show in the rewrite: the model often hands back the previous question (nearly) unchanged.
+    # Either a new name or year, or one of its new words (it may rephrase the rest: "the same age group").
+    if squash(rewrite) == squash(base):
+        return False
+    added = {t for t in terms(_core(question)) - terms(base) if len(t) > 1}
+    brings = [w for w in [*names(question), *years(question)] if not _has(base, w)]
+    if detect_lang(base) == lang and added and not added & terms(rewrite) and not brings:
         return False
     for kind in (names, years):
         if any(not _has(rewrite, w) for w in kind(question)):

@@ -166,6 +166,16 @@ def test_a_rewrite_that_drops_the_subject_is_rejected():
     assert acceptable("NVIDIA生态系统中AI初创公司的数量是多少？", "那AI初创公司的数量呢？", NVIDIA)
 
 
+@pytest.mark.parametrize("base, follow_up, reply", [
+    ("How many weekly active users did ChatGPT have in April 2025?", "Over how many months?",
+     "How many weekly active users did ChatGPT have in April 2025?"),
+    ("ChatGPT达到每年3650亿次搜索用了几年？", "谷歌用了多少年？", "ChatGPT达到每年3650亿次搜索用了多少年？"),
+])
+def test_a_rewrite_that_ignores_the_follow_up_is_rejected(base, follow_up, reply):
+    # the bundled model handed these back for dev follow-ups: the previous question, (nearly) unchanged
+    assert not acceptable(reply, follow_up, base)
+
+
 def test_a_rewrite_may_replace_the_name_the_follow_up_replaces():
     base = "What annual token revenue does NVIDIA estimate for Blackwell GPUs?"
     follow_up = "What about the Pascal generation?"
