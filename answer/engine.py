@@ -62,7 +62,7 @@ class AnswerEngine:
         self.lexicon = Lexicon(records) if records else None
         self.titles = title_index(records)
         self.params = Params.of(settings.advisory_rules)
-        self.followups = FollowUps(lambda: self.llm, self.lexicon)
+        self.followups = FollowUps(lambda: self.llm, self.lexicon, use_model=settings.followup_model)
 
     @property
     def llm(self) -> ChatLLM:

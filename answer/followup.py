@@ -397,8 +397,9 @@ class FollowUps:
     the eval pass history as (user text, answer text) pairs, so each turn's standalone question is cached under the
     user texts that led to it and re-derived (recursively) when the cache does not have it. Thread-safe."""
 
-    def __init__(self, llm: Callable[[], ChatLLM], lexicon: Lexicon | None = None):
+    def __init__(self, llm: Callable[[], ChatLLM], lexicon: Lexicon | None = None, use_model: bool = True):
         self._llm = llm
+        self._use_model = use_model
         self._lexicon = lexicon
         self._cache: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._lock = threading.Lock()
@@ -426,12 +427,12 @@ class FollowUps:
         across = merge_across(base, question)
         if across:
             # the model only translates what the rules wrote; untranslated, the question is still the right one
-            out = self._model(TRANSLATE.format(question=across, lang=LANG_NAME[detect_lang(question)]), question,
-                              across)
+            out = self._use_model and self._model(
+                TRANSLATE.format(question=across, lang=LANG_NAME[detect_lang(question)]), question, across)
             log.info("follow-up %r merged by rule as %r, translated: %r", question, across, out)
             return out or across
-        out = self._model(REWRITE.format(previous=base, question=question, lang=LANG_NAME[detect_lang(question)]),
-                          question, base)
+        out = self._use_model and self._model(
+            REWRITE.format(previous=base, question=question, lang=LANG_NAME[detect_lang(question)]), question, base)
         if out:
             log.info("follow-up %r rewritten by the model: %r", question, out)
             return out

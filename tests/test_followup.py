@@ -228,3 +228,14 @@ def test_engine_retrieves_on_the_standalone_question(tmp_path):
     assert ans.standalone_question == "在中国，DeepSeek的月活跃用户有多少？"
     assert eng.retriever.queries == [ans.standalone_question]
     assert len(llm.calls) == 1 and "5400万" in ans.answer
+
+
+def test_by_default_the_engine_never_asks_the_model_to_rewrite(tmp_path):
+    """Settings.followup_model is off for the bundled model: a follow-up no rule can merge is appended, at no cost."""
+    llm = ScriptedLLM(["NVIDIA估计Pascal GPU的年度token收入为1万亿美元 [p. 30]。"])
+    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
+    history = [("What annual token revenue does NVIDIA estimate for Blackwell GPUs?", "It says $1T [p. 30].")]
+    ans = eng.ask("What about the Pascal generation?", history=history)
+    assert ans.standalone_question == ("What annual token revenue does NVIDIA estimate for Blackwell GPUs, and the "
+                                       "Pascal generation?")
+    assert not [c for c in llm.calls if "Follow-up:" in c[-1].content]  # asked, if at all, to answer
