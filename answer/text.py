@@ -134,7 +134,7 @@ _SCALES = {
 _NUM_RE = re.compile(
     r"(?<![A-Za-z0-9.])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
     r"(?:\s?(?:[多余](?=[十百千万亿]))?(?P<unit>万亿|十万|百万|千万|十亿|百亿|千亿|[千万亿]|(?:thousand|millions?|billions?|trillions?)(?![A-Za-z])"
-    r"|%|％|percent(?![A-Za-z])|per cent|[×倍])"
+    r"|%|％|percent(?![A-Za-z])|per cent|times(?![A-Za-z])|[×倍])"
     r"|(?P<suffix>mm|mn|bn|tn|[kmbtx])(?![A-Za-z])"  # one-letter suffixes only right after the digits
     # any other unit: "220EF" (exaflops), "37MW", "4o" (a version); a lone "E" marks an estimate ("2025E")
     r"|(?P<glued>(?!e(?![a-z]))[a-z]+))?",
@@ -179,7 +179,7 @@ def numbers(text: str, spelled: bool = False) -> list[Num]:
         kind, scale = "n", 1.0
         if unit in ("%", "％", "percent", "per cent"):
             kind = "pct"
-        elif unit in ("x", "×", "倍"):
+        elif unit in ("x", "×", "倍", "times"):  # "5.5 times" states the slide's "5.5x"
             kind = "x"
         elif m.group("glued"):
             kind = m.group("glued").lower()  # "220EF" states 220 exaflops, not an answer's 220 GPUs

@@ -107,6 +107,7 @@ def repaired(g):
     ("25万", "250K"), ("1.5万亿", "$1.5T"), ("800 million", "Weekly Active Users (MM)\n800"), ("27%", "27"),
     ("15个月", "ARR in Fifteen Months"), ("3倍", "三倍"), ("23 years", "Twenty-Three Years"), ("500多万", "5MM+"),
     ("8个月", "下载量在八个月内增加"), ("220EF", "Factory AI FLOPS 63EF 220EF"), ("2025", "2023-2025E"),
+    ("5.5 times", "ChatGPT 5.5x Faster vs. Google"),
 ])
 def test_numbers_match_after_normalization(answer, page):
     (n,) = numbers(answer)
@@ -115,7 +116,7 @@ def test_numbers_match_after_normalization(answer, page):
 
 @pytest.mark.parametrize("answer, page", [
     ("900 million", "800MM"), ("2.5x", "5.5x"), ("63%", "6.3%"), ("8亿", "8万"), ("1,235", "1234"), ("99.8%", "99.7%"),
-    ("220块", "Factory AI FLOPS 63EF 220EF"), ("37", "DC Power 37MW"),
+    ("220块", "Factory AI FLOPS 63EF 220EF"), ("37", "DC Power 37MW"), ("5.5 times", "5.5 million users"),
 ])
 def test_numbers_that_differ_do_not_match(answer, page):
     (n,) = numbers(answer)
