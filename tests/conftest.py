@@ -38,3 +38,19 @@ def retriever(built_index):
     from reportqa.index import open_retriever
 
     return open_retriever(built_index)
+
+
+@pytest.fixture(scope="session")
+def report_pages(settings) -> dict:
+    """The bundled report's pages by printed number, as the real ingest stage segments them."""
+    from reportqa.ingest import load_pages
+
+    return {p.page: p for p in load_pages(settings.report)}
+
+
+@pytest.fixture(scope="session")
+def report_words(settings) -> str:
+    """The report's text for absent-term checks (tests/test_qa_set.py `words`: whitespace kept, U+E601 a space)."""
+    from test_qa_set import words
+
+    return words(Path(settings.report).read_text(encoding="utf-8"))

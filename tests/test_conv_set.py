@@ -48,18 +48,6 @@ def split(request) -> tuple[str, list[dict]]:
     return request.param, load(request.param)
 
 
-@pytest.fixture(scope="module")
-def report_pages(settings) -> dict:
-    from reportqa.ingest import load_pages
-
-    return {p.page: p for p in load_pages(settings.report)}
-
-
-@pytest.fixture(scope="module")
-def report_words(settings) -> str:
-    return words(Path(settings.report).read_text(encoding="utf-8"))
-
-
 def test_schema(split):
     name, items = split
     prefix = SETS[name][1]

@@ -88,18 +88,6 @@ def qa(qa_file) -> list[dict]:
     return read_qa(qa_file)
 
 
-@pytest.fixture(scope="module")
-def pages(settings) -> dict:
-    from reportqa.ingest import load_pages
-
-    return {p.page: p for p in load_pages(settings.report)}
-
-
-@pytest.fixture(scope="module")
-def report_words(settings) -> str:
-    return words(Path(settings.report).read_text(encoding="utf-8"))
-
-
 def test_schema(qa):
     ids = [item.get("id") for item in qa]
     assert len(ids) == len(set(ids)), [i for i, n in Counter(ids).items() if n > 1]
@@ -162,34 +150,34 @@ def test_every_section_covered(qa, qa_file):
     assert set(SECTIONS) <= covered, set(SECTIONS) - covered
 
 
-def test_gold_pages_exist(qa, pages):
+def test_gold_pages_exist(qa, report_pages):
     for item in qa:
-        assert all(p in pages for p in item["pages"]), (item["id"], item["pages"])
+        assert all(p in report_pages for p in item["pages"]), (item["id"], item["pages"])
         assert len(set(item["pages"])) == len(item["pages"]), item["id"]
 
 
-def test_must_include_printed_on_gold_pages(qa, pages):
+def test_must_include_printed_on_gold_pages(qa, report_pages):
     missing = []
     for item in (i for i in qa if i["pages"]):
-        text = norm("\n".join(pages[p].text for p in item["pages"]))
+        text = norm("\n".join(report_pages[p].text for p in item["pages"]))
         missing += [(item["id"], group) for group in item["must_include"] if not any(norm(a) in text for a in group)]
     assert not missing
 
 
-def test_multi_page_items_need_each_page(qa, pages):
+def test_multi_page_items_need_each_page(qa, report_pages):
     for item in (i for i in qa if i["kind"] == "multi-page"):
         assert len(item["pages"]) >= 2, item["id"]
         for p in item["pages"]:
-            text = norm(pages[p].text)
+            text = norm(report_pages[p].text)
             assert any(norm(a) in text for group in item["must_include"] for a in group), (item["id"], p)
 
 
-def test_cross_lingual_fact_only_in_english_block(qa, pages):
+def test_cross_lingual_fact_only_in_english_block(qa, report_pages):
     """The key fact (first group) of a cross-lingual item is printed in the English block only, never in the Chinese
     translation of its gold pages, so a Chinese question has to be matched against English text."""
     for item in (i for i in qa if i["kind"] == "cross-lingual"):
-        zh = norm("\n".join(pages[p].zh for p in item["pages"]))
-        en = norm("\n".join(pages[p].en for p in item["pages"]))
+        zh = norm("\n".join(report_pages[p].zh for p in item["pages"]))
+        en = norm("\n".join(report_pages[p].en for p in item["pages"]))
         key = item["must_include"][0]
         assert not any(norm(a) in zh for a in key), item["id"]
         assert any(norm(a) in en for a in key), item["id"]
