@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from reportqa.errors import UserError
 from reportqa.settings import load_settings
 
 
@@ -25,10 +26,29 @@ def _pages(args, settings) -> int:
 
 
 def _ingest(args, settings) -> int:
-    from reportqa.index import build_index
+    from reportqa.index import build_index, library
 
-    stats = build_index(settings, Path(args.source) if args.source else settings.report, rebuild=args.rebuild)
+    if args.name is not None:  # a report of the library; without --name, the default report's index as always
+        if not args.source:
+            raise UserError("--name needs the FILE to add: reportqa ingest FILE --name [NAME]")
+        stats = library.add_report(settings, Path(args.source), args.name or None, rebuild=args.rebuild)
+    else:
+        stats = build_index(settings, Path(args.source) if args.source else settings.report, rebuild=args.rebuild)
     print(json.dumps(stats, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
+    return 0
+
+
+def _reports(args, settings) -> int:
+    from reportqa.index import library
+
+    rows = library.list_reports(settings)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for r in rows:
+        size = f"{r['size_mb']} MB" if r["size_mb"] is not None else "-"
+        print(f"{r['name'] + (' (default)' if r['default'] else '')}\t{r['title']}\t{r['pages']} pages\t"
+              f"{'+'.join(r['languages']) or '-'}\t{size}\t{r['built_at'] or 'not built yet'}")
     return 0
 
 
@@ -63,6 +83,10 @@ def _ask(args, settings) -> int:
 def _eval(args, settings) -> int:
     from reportqa.eval.runner import run_eval
 
+    if settings.report_name and not args.qa:
+        raise UserError(f"eval --report {settings.report_name} needs --qa FILE: the bundled QA sets are about the "
+                        "default report only")
+
     return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
                     limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under,
                     fresh=args.fresh, split=args.split, replay=args.replay, ablate=args.ablate)
@@ -92,6 +116,11 @@ def _bench(args, settings) -> int:
                      scaling=not args.skip_scaling)
 
 
+def _report_flag(p: argparse.ArgumentParser, note: str = "") -> None:
+    p.add_argument("--report", default=None, metavar="NAME",
+                   help=f"the report to use, as `reportqa reports` lists it (default: the bundled one){note}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="reportqa", description="Page-cited bilingual Q&A over a report.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
@@ -102,14 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true", help="one JSON object per page")
     p.set_defaults(fn=_pages)
 
-    p = sub.add_parser("ingest", help="build the vector + keyword index of a source")
+    p = sub.add_parser("ingest", help="build the vector + keyword index of a source, or add a report (--name)")
     p.add_argument("source", nargs="?")
+    p.add_argument("--name", nargs="?", const="", default=None, metavar="NAME",
+                   help="add SOURCE to the library of reports as NAME (--name alone: a slug of the file name)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if the source and embedder are unchanged")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_ingest)
 
+    p = sub.add_parser("reports", help="list the reports: the bundled default and those added with ingest --name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_reports)
+
     p = sub.add_parser("ask", help="answer one question with page citations")
     p.add_argument("question")
+    _report_flag(p)
     p.add_argument("--lang", choices=["auto", "en", "zh"], default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_ask)
@@ -118,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["dev", "test"], default=None,
                    help="the bundled QA files of a split (default dev; tune on dev, report test)")
     p.add_argument("--qa", default=None, help="a QA file (JSONL) instead of a split")
+    _report_flag(p, " (another report than the default needs its own --qa FILE)")
     p.add_argument("--out", default="eval/out")
     p.add_argument("--retrieval-only", action="store_true")
     p.add_argument("--limit", type=int, default=None)
@@ -139,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the web chat")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=None)
+    _report_flag(p)
     p.set_defaults(fn=_serve)
 
     p = sub.add_parser("bench", help="speed and memory figures, ours vs the naive pipeline")
@@ -156,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        if getattr(args, "report", None) is not None or settings.report_name:
+            from reportqa.index.library import select
+
+            settings = select(settings, args.report if getattr(args, "report", None) is not None
+                              else settings.report_name)
         if getattr(args, "host", None) is None and args.cmd == "serve":
             args.host = settings.host
         if getattr(args, "port", None) is None and args.cmd == "serve":

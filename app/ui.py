@@ -6,6 +6,7 @@ Untrusted text reaches the page only through app/render.py. See docs/app.md."""
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import threading
@@ -23,14 +24,6 @@ from reportqa.settings import Settings  # noqa: E402
 log = logging.getLogger(__name__)
 
 LANGS = [("Auto", "auto"), ("English", "en"), ("中文", "zh")]
-EXAMPLES = [
-    "How many weekly active users did ChatGPT reach?",
-    "What is happening to the cost of AI inference?",
-    "How fast did ChatGPT get to 1 million users?",
-    "ChatGPT 的每周活跃用户有多少？",
-    "美国大型科技公司的资本支出增长了多少？",
-    "人工智能推理成本的变化趋势是什么？",
-]
 GENERATE = "generate"  # the concurrency group shared by the chat and the `ask` API: one generation at a time
 
 THEME = gr.themes.Soft(
@@ -245,10 +238,15 @@ class Chat:
 
 def build_app(settings: Settings, engine=None) -> gr.Blocks:
     """The chat UI and the `ask` API endpoint. Without an engine, one is built for `settings` on the first question."""
+    from reportqa.index import library
+
     chat = Chat(settings, engine)
-    with gr.Blocks(title="Report Q&A · Trends – Artificial Intelligence", analytics_enabled=False) as app:
-        gr.HTML('<div class="rq-header"><h1>Ask the report: <i>Trends – Artificial Intelligence</i></h1>'
-                '<p>BOND, May 2025 · 340 pages · ask in English or 中文 — answers come from the report and cite '
+    # title, subtitle and examples come from the report (index/library.py); `prepare` checked the examples
+    card = library.card(settings, check=False)
+    about = " · ".join(x for x in (card.subtitle, f"{card.pages} pages") if x)
+    with gr.Blocks(title=f"Report Q&A · {card.title}", analytics_enabled=False) as app:
+        gr.HTML(f'<div class="rq-header"><h1>Ask the report: <i>{html.escape(card.title)}</i></h1>'
+                f'<p>{html.escape(about)} · ask in English or 中文 — answers come from the report and cite '
                 'its pages.</p></div>')
         transcript, turns, quotes, pending = gr.State([]), gr.State([]), gr.State({}), gr.State(None)
         with gr.Row(equal_height=False):
@@ -256,7 +254,7 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
                 chatbot = gr.Chatbot(
                     elem_id="rq-chat", show_label=False, height="62vh", layout="bubble", autoscroll=True,
                     latex_delimiters=[], allow_tags=False, sanitize_html=True, feedback_options=None,
-                    buttons=["copy"], examples=[{"text": q} for q in EXAMPLES],
+                    buttons=["copy"], examples=[{"text": q} for q in card.examples] or None,
                     placeholder="**Ask anything about the report.** Pick an example or type below.<br>"
                                 "用中文或英文提问，回答会注明出处页码。")
                 question = gr.Textbox(elem_id="rq-question", show_label=False, submit_btn="Ask", lines=1,
@@ -327,13 +325,15 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
 def prepare(settings: Settings) -> None:
     """Build the index if it is missing or stale (progress on stderr), assemble and load the model, so the first
     question waits for neither."""
-    from reportqa.index import build_index
+    from reportqa.index import build_index, library
 
     log.info("checking the index of %s (the first run builds it, with progress below)", settings.report.name)
     stats = build_index(settings, settings.report)
     if not stats.get("noop"):
         log.info("index built: %s pages, %s chunks in %.0f s", stats.get("pages"), stats.get("chunks"),
                  stats.get("seconds", 0))
+    card = library.card(settings)  # made once per build (examples checked against the index), then cached
+    log.info("report: %s (%d example questions checked)", card.title, len(card.examples))
     from reportqa.answer import get_llm
 
     log.info("model ready: %s", get_llm(settings).name)  # loaded once per process and shared by every session

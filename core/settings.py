@@ -20,6 +20,9 @@ class Settings:
     # --- paths ---
     home: Path = field(default_factory=_home)  # index, assembled model, logs
     report: Path = DEFAULT_REPORT  # the source served by default
+    # A report of the library (index/library.py) instead of `report`: its index is <home>/reports/<name>/index.
+    # Set through `library.select` (the CLI's --report), which also points `report` at that report's source.
+    report_name: str = ""
 
     # --- chunking ---
     chunk_chars: int = 900  # max chars of one chunk (en + zh together); long pages split with overlap
@@ -85,7 +88,7 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        return self.home / "index"
+        return self.home / "reports" / self.report_name / "index" if self.report_name else self.home / "index"
 
     @property
     def model_dir(self) -> Path:

@@ -38,13 +38,15 @@ def _sha256(data: bytes) -> str:
 
 @contextmanager
 def _build_lock(settings: Settings):
-    """One ingest at a time per home; the kernel drops the lock if the process dies (even with kill -9)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with open(settings.home / ".index.lock", "w") as f:
+    """One ingest at a time per index (per home for the default report); the kernel drops the lock if the process
+    dies (even with kill -9)."""
+    where = settings.index_dir.parent
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / ".index.lock", "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("another ingest is running on %s; waiting for it", settings.home)
+            log.info("another ingest is running on %s; waiting for it", where)
             fcntl.flock(f, fcntl.LOCK_EX)
         yield
 
@@ -60,7 +62,7 @@ def _drop_collection(settings: Settings, build_dir: Path) -> None:
 
 def _remove_stale_builds(settings: Settings, keep: Path | None) -> None:
     """Leftovers of killed or superseded builds (only called under the build lock, so none is in progress)."""
-    for d in settings.home.glob(store.build_prefix(settings) + "*"):
+    for d in settings.index_dir.parent.glob(store.build_prefix(settings) + "*"):
         if d.is_dir() and d.resolve() != keep:
             manifest = store.read_manifest(d)
             # a killed build has no manifest; its collection, if any, is on the server these settings name
@@ -127,7 +129,8 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
             return _stats(settings, current, manifest, time.perf_counter() - t0, noop=True)
 
         _remove_stale_builds(settings, keep=current)
-        build_dir = settings.home / f"{store.build_prefix(settings)}{datetime.now():%Y%m%dT%H%M%S%f}-{os.getpid()}"
+        build_id = f"{datetime.now():%Y%m%dT%H%M%S%f}-{os.getpid()}"
+        build_dir = settings.index_dir.parent / f"{store.build_prefix(settings)}{build_id}"
         build_dir.mkdir()
         store.write_jsonl(build_dir / store.PAGES, [p.to_json() for p in pages])
         store.write_jsonl(build_dir / store.CHUNKS, [asdict(c) for c in chunks])

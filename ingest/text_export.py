@@ -156,6 +156,9 @@ def segment(text: str) -> list[Segment]:
         roles = chain.get(n, {})
         return max((c.line for c in roles.values()), default=None)
 
+    # A text with no Chinese at all (an English-only export) has no language switch to cut at: its numbers either
+    # head the pages (the text opens with one) or foot them (page n ends at its number).
+    heads = first_cjk == len(lines) and anchor(first) == next(i for i in range(first_line, len(lines)) if lines[i])
     # start[n]: first line of page n; content before the first numbered page is the unnumbered cover.
     starts: dict[int, int] = {}
     if first > 1 and any(lines[first_line:anchor(first)]):
@@ -170,7 +173,9 @@ def segment(text: str) -> list[Segment]:
             prev_end = starts[n]
             continue
         cjk = _last_cjk(lines, prev_end + 1, a)
-        if n == first and first - 1 in starts:
+        if heads:
+            starts[n] = a
+        elif n == first and first - 1 in starts:
             starts[n] = a  # a cover's Chinese copy may have lost its CJK, so its end is not visible: cut at the number
         else:
             starts[n] = max(prev_end + 1, cjk + 1 if cjk is not None else 0)
