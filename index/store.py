@@ -1,6 +1,7 @@
 """On-disk layout of the index and the Chroma connection.
 
-`settings.index_dir` (`<home>/index`) is a symlink to one complete build directory `<home>/.index-<build id>/`:
+`settings.index_dir` (`<home>/index`, or `<home>/reports/<name>/index` for a report of the library) is a symlink
+to one complete build directory `.index-<build id>/` beside it:
 
     manifest.json   written last: a build without it is incomplete and never served
     pages.jsonl     the cleaned page records (for `Retriever.page`, the citation checker and the page viewer)
