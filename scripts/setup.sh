@@ -14,7 +14,7 @@ CACHE=${REPORTQA_WHEELS:-$HOME/.cache/reportqa/wheels}
 LLAMA=0.3.36           # keep in step with pyproject.toml and core/runtime.py
 SERVE_EXTRAS=llm       # tests/test_setup.py checks that this install set pulls no torch and no test tools
 TEST_EXTRAS=llm,st,dev
-APT_TEST="chromium fonts-wqy-microhei qemu-user"  # qemu: a CPU without AVX-512 for one test
+APT_TEST="chromium fonts-wqy-microhei qemu-user shared-mime-info"  # qemu: a CPU without AVX-512; shared-mime-info: a real PDF
 NEED_GB_RUN=5          # measured (docs/app.md): venv 2.2 GB + model 1.1 GB + build space, with a margin
 NEED_GB_TEST=8         # venv 3.7 GB (torch, test tools), the model twice (~/.reportqa and the tests' home)
 log() { echo "[setup] $*" >&2; }
