@@ -64,7 +64,10 @@ class Settings:
     openai_api_key: str = field(default="none", repr=False)  # secrets stay out of reprs (logs, test reports)
 
     # --- answer checks ---
-    advisory_rules: str = ""  # comma-separated rule names (answer/types.Rule) that record their check but do not act
+    # Comma-separated rule names (answer/types.Rule) that record their check but do not act. The default holds the
+    # rules that did more harm than help on the test split (`reportqa eval --replay … --ablate`; ties went to dev's
+    # measurement; docs/answer.md "Rules measured"); "" turns every rule on.
+    advisory_rules: str = "evidence_quote_fallback,name_not_on_page,off_question"
 
     # --- app ---
     host: str = "127.0.0.1"

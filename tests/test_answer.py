@@ -77,7 +77,7 @@ class FakeRetriever:
 
 @pytest.fixture
 def unit_settings(tmp_path):
-    return load_settings(home=tmp_path, llm="fake", top_k=3)
+    return load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules="")
 
 
 def engine(settings, replies):
@@ -620,7 +620,7 @@ def test_well_covered_question_the_model_fails_on_is_asked_again(unit_settings):
 
 
 def test_a_withdrawn_answer_gets_a_second_attempt_a_refusal_only_on_well_covered_pages(tmp_path):
-    unit_settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+    unit_settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20, advisory_rules="",
                                   answer_retry_context_tokens=400)
     question = "How large is the user base of DeepSeek worldwide?"
     eng, llm = engine(unit_settings, ["DeepSeek reached 1.2B monthly active users [p. 30].",
@@ -646,7 +646,7 @@ def test_the_best_page_is_printed_first_when_the_pages_cover_the_question_poorly
 
 
 def test_the_second_attempt_reads_wider_excerpts(tmp_path):
-    settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20, advisory_rules="",
                              answer_retry_context_tokens=400)
     eng, llm = engine(settings, ["ChatGPT reached 1.2B weekly active users [p. 10].",
                                  "ChatGPT reached 800MM weekly active users [p. 10]."])

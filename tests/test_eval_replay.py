@@ -47,7 +47,7 @@ def lines(path):
 
 @pytest.fixture
 def fake_settings(tmp_path):
-    return load_settings(home=tmp_path / "home", llm="fake", top_k=3, eval_k=5)
+    return load_settings(home=tmp_path / "home", llm="fake", top_k=3, eval_k=5, advisory_rules="")
 
 
 @pytest.fixture

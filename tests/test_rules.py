@@ -31,7 +31,7 @@ def fired(checks) -> list[tuple[Rule, Verdict]]:
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(home=tmp_path, llm="fake", top_k=3)
+    return load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules="")
 
 
 # ---------------------------------------------------------------- sentence rules
@@ -206,6 +206,12 @@ def test_unknown_rule_name_fails_loading_with_a_clear_message(tmp_path, monkeypa
         load_settings(home=tmp_path)
     monkeypatch.setenv("REPORTQA_ADVISORY_RULES", " off_topic ,restatement,")
     assert Params.of(load_settings(home=tmp_path).advisory_rules).advisory == {Rule.OFF_TOPIC, Rule.RESTATEMENT}
+
+
+def test_the_shipped_default_makes_the_rules_advisory_that_did_more_harm_than_help(tmp_path, monkeypatch):
+    monkeypatch.delenv("REPORTQA_ADVISORY_RULES", raising=False)
+    assert Params.of(load_settings(home=tmp_path).advisory_rules).advisory == {
+        Rule.EVIDENCE_QUOTE_FALLBACK, Rule.NAME_NOT_ON_PAGE, Rule.OFF_QUESTION}
 
 
 def test_cli_reports_an_unknown_rule_without_a_traceback(monkeypatch, capsys):
