@@ -88,20 +88,26 @@ def qa(qa_file) -> list[dict]:
     return read_qa(qa_file)
 
 
+def assert_item_schema(item: dict) -> None:
+    """The fields every QA item has, of the right types; unanswerable exactly when it has no pages, no groups and
+    some `absent` terms."""
+    for field, kind in REQUIRED.items():
+        assert isinstance(item.get(field), kind), (item.get("id"), field)
+    assert item["lang"] in LANGS and item["kind"] in KINDS, item["id"]
+    assert item["question"].strip() and item["answer"].strip(), item["id"]
+    assert all(isinstance(p, int) for p in item["pages"]), item["id"]
+    for group in item["must_include"]:
+        assert group and all(isinstance(a, str) and a.strip() for a in group), item["id"]
+    unanswerable = item["kind"] == "unanswerable"
+    assert unanswerable == (not item["pages"]) == (not item["must_include"]), item["id"]
+    assert unanswerable == bool(item.get("absent")), item["id"]
+
+
 def test_schema(qa):
     ids = [item.get("id") for item in qa]
     assert len(ids) == len(set(ids)), [i for i, n in Counter(ids).items() if n > 1]
     for item in qa:
-        for field, kind in REQUIRED.items():
-            assert isinstance(item.get(field), kind), (item.get("id"), field)
-        assert item["lang"] in LANGS and item["kind"] in KINDS, item["id"]
-        assert item["question"].strip() and item["answer"].strip(), item["id"]
-        assert all(isinstance(p, int) for p in item["pages"]), item["id"]
-        for group in item["must_include"]:
-            assert group and all(isinstance(a, str) and a.strip() for a in group), item["id"]
-        unanswerable = item["kind"] == "unanswerable"
-        assert unanswerable == (not item["pages"]) == (not item["must_include"]), item["id"]
-        assert unanswerable == bool(item.get("absent")), item["id"]
+        assert_item_schema(item)
         # `multi` marks an item that asks for several facts, one group each.
         assert item.get("multi", True) is True, item["id"]
         if item.get("multi"):
@@ -156,26 +162,29 @@ def test_gold_pages_exist(qa, report_pages):
         assert len(set(item["pages"])) == len(item["pages"]), item["id"]
 
 
-def test_must_include_printed_on_gold_pages(qa, report_pages):
+def assert_gold_printed(items: list[dict], report_pages: dict) -> None:
+    """Every group of an answerable item has an alternative printed on the union of its gold pages."""
     missing = []
-    for item in (i for i in qa if i["pages"]):
+    for item in (i for i in items if i["pages"]):
+        assert all(p in report_pages for p in item["pages"]), (item["id"], item["pages"])
         text = norm("\n".join(report_pages[p].text for p in item["pages"]))
         missing += [(item["id"], group) for group in item["must_include"] if not any(norm(a) in text for a in group)]
     assert not missing
 
 
-def test_multi_page_items_need_each_page(qa, report_pages):
-    for item in (i for i in qa if i["kind"] == "multi-page"):
+def assert_each_page_needed(items: list[dict], report_pages: dict) -> None:
+    """Each page of a multi-page item contributes a group."""
+    for item in (i for i in items if i["kind"] == "multi-page"):
         assert len(item["pages"]) >= 2, item["id"]
         for p in item["pages"]:
             text = norm(report_pages[p].text)
             assert any(norm(a) in text for group in item["must_include"] for a in group), (item["id"], p)
 
 
-def test_cross_lingual_fact_only_in_english_block(qa, report_pages):
+def assert_cross_lingual_english_only(items: list[dict], report_pages: dict) -> None:
     """The key fact (first group) of a cross-lingual item is printed in the English block only, never in the Chinese
     translation of its gold pages, so a Chinese question has to be matched against English text."""
-    for item in (i for i in qa if i["kind"] == "cross-lingual"):
+    for item in (i for i in items if i["kind"] == "cross-lingual"):
         zh = norm("\n".join(report_pages[p].zh for p in item["pages"]))
         en = norm("\n".join(report_pages[p].en for p in item["pages"]))
         key = item["must_include"][0]
@@ -183,9 +192,26 @@ def test_cross_lingual_fact_only_in_english_block(qa, report_pages):
         assert any(norm(a) in en for a in key), item["id"]
 
 
-def test_unanswerable_terms_absent_from_report(qa, report_words):
-    for item in (i for i in qa if i["kind"] == "unanswerable"):
+def assert_absent(items: list[dict], report_words: str) -> None:
+    """No `absent` term of an unanswerable item occurs in the report."""
+    for item in (i for i in items if i["kind"] == "unanswerable"):
         # a term with Chinese in it is also looked for with every space removed, as Chinese is written
         present = [t for t in item["absent"] if words(t).strip() in report_words
                    or (CJK.search(t) and norm(t) in report_words.replace(" ", ""))]
         assert not present, (item["id"], present)
+
+
+def test_must_include_printed_on_gold_pages(qa, report_pages):
+    assert_gold_printed(qa, report_pages)
+
+
+def test_multi_page_items_need_each_page(qa, report_pages):
+    assert_each_page_needed(qa, report_pages)
+
+
+def test_cross_lingual_fact_only_in_english_block(qa, report_pages):
+    assert_cross_lingual_english_only(qa, report_pages)
+
+
+def test_unanswerable_terms_absent_from_report(qa, report_words):
+    assert_absent(qa, report_words)
