@@ -141,7 +141,8 @@ class AnswerEngine:
         log.debug("raw answer: %r", raw)
         kept = self._check(raw, ans, cov, sources, messages, order, named_set)
         if not facts(kept):
-            yield finish(self._refusal_text(lang, sources), refused=True)
+            ans.unverified = not is_refusal(raw)
+            yield finish(self._refusal_text(lang, sources, ans.unverified), refused=True)
             return
         yield finish(render(kept, lang), kept=kept)
 
@@ -293,9 +294,9 @@ class AnswerEngine:
         return sorted(n for n in names(question) if not self.lexicon.mentions(n))
 
     @staticmethod
-    def _refusal_text(lang: Lang, sources: list[Source]) -> str:
+    def _refusal_text(lang: Lang, sources: list[Source], unverified: bool = False) -> str:
         pages = [s.page for s in sources[:3]]
-        text = prompts.REFUSE[lang]
+        text = (prompts.UNVERIFIED if unverified else prompts.REFUSE)[lang]
         if pages:
             text += prompts.NEAREST[lang].format(pages=page_list(pages, lang, prompts.PAGE_LIST[lang]))
         return text

@@ -72,6 +72,12 @@ REFUSE = {
     "en": "The report does not seem to answer this question.",
     "zh": "报告中似乎没有这个问题的答案。",
 }
+# When the model did answer but the checks could not verify it on the pages: that is no evidence that the report
+# lacks the answer, so the user is not told it does.
+UNVERIFIED = {
+    "en": "I could not verify an answer to this on the report's pages, so I give none.",
+    "zh": "未能在报告页面上核实这个问题的答案，因此不作回答。",
+}
 NEAREST = {
     "en": " The closest pages are {pages}.",
     "zh": "最相关的页面是{pages}。",

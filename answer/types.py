@@ -86,6 +86,8 @@ class Answer:
     first_token_s: float | None = None
     total_s: float | None = None
     error: str | None = None  # set when the LLM failed but pages could still be shown
+    # refused because the model's answer did not hold up on the pages, not because the evidence says the report lacks it
+    unverified: bool = False
     context: str = ""  # the report excerpts the model read ("" when it was not asked), for diagnosis and the eval
     checks: list[Check] = field(default_factory=list)  # every rule that fired, in order, over all attempts
 

@@ -38,6 +38,7 @@ MESSAGES = {
     "writing": {"en": "Reading p. {pages} and writing the answer…", "zh": "正在阅读第 {pages} 页并撰写回答…"},
     "answered": {"en": "Answered from p. {pages}", "zh": "依据第 {pages} 页回答"},
     "refused": {"en": "The report does not answer this", "zh": "报告中没有答案"},
+    "unverified": {"en": "Could not verify an answer", "zh": "未能核实答案"},
     "not_answered": {"en": "Not answered", "zh": "未能回答"},
     "busy": {"en": "The assistant is busy answering other people right now. Please ask again in a minute.",
              "zh": "助手正在回答其他人的问题，请稍后再问。"},

@@ -161,7 +161,8 @@ class Chat:
                 elif isinstance(ev, Final):
                     a: Answer = ev.answer
                     cited = list(dict.fromkeys(c.page for c in a.citations))
-                    think("answered" if cited else "refused" if a.refused else "not_answered", done=True,
+                    think("answered" if cited else "unverified" if a.unverified else "refused" if a.refused else
+                          "not_answered", done=True,
                           pages=_pages_text(cited))
                     reply(_answering(a, ui) + ("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
                           render.page_chips(a, [p for p, _ in a.retrieved]))

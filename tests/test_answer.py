@@ -610,6 +610,15 @@ def test_hallucinated_number_is_withdrawn(unit_settings):
     eng, llm = engine(unit_settings, ["DeepSeek reached 1.2B monthly active users [p. 30]."])
     ans = eng.ask("How large is the user base of DeepSeek?")
     assert llm.calls and ans.refused and "1.2B" not in ans.answer
+    # the model did answer: what failed is the check, which is no evidence that the report lacks the answer
+    assert ans.unverified and ans.answer.startswith("I could not verify an answer") and "p. 30" in ans.answer
+    assert ans.to_json()["unverified"] is True
+
+
+def test_a_model_refusal_says_the_report_does_not_answer(unit_settings):
+    eng, _ = engine(unit_settings, ["NOT IN REPORT", "NOT IN REPORT"])
+    ans = eng.ask("How large is the user base of DeepSeek?")
+    assert ans.refused and not ans.unverified and ans.answer.startswith("The report does not seem to answer")
 
 
 def test_well_covered_question_the_model_fails_on_is_asked_again(unit_settings):

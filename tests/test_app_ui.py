@@ -160,6 +160,16 @@ def test_page_html_escapes_report_text_and_shows_both_languages():
 # ---------------------------------------------------------------- chat flow
 
 
+@pytest.mark.parametrize("unverified, title", [(False, "The report does not answer this"),
+                                                 (True, "Could not verify an answer")])
+def test_the_thinking_line_tells_a_refusal_from_an_answer_that_could_not_be_verified(settings, unverified, title):
+    a = answer("…", cites=(), refused=True, unverified=unverified)
+    _, transcript, _, _ = run(Chat(settings, ScriptedEngine([Evidence([19, 55]), Final(a)])), "How many users?")
+    assert transcript[-2]["metadata"]["title"].startswith(title)
+
+
+
+
 def test_pages_show_before_tokens_and_answer_is_recorded(settings):
     engine = ScriptedEngine(happy())
     steps, transcript, turns, quotes = run(Chat(settings, engine), "How many users? <script>x</script>")
