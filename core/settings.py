@@ -85,7 +85,7 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
-        if self.advisory_rules:  # imported only when set: the answer stage takes over a second to import
+        if self.advisory_rules:
             from reportqa.answer.types import parse_rules
 
             parse_rules(self.advisory_rules)
