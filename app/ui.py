@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ import gradio as gr  # noqa: E402
 
 from reportqa.answer.types import Answer, Evidence, Final, Token  # noqa: E402
 from reportqa.app import render  # noqa: E402
+from reportqa.app.service import Service  # noqa: E402
 from reportqa.errors import UserError  # noqa: E402
 from reportqa.settings import Settings  # noqa: E402
 
@@ -95,20 +95,14 @@ class Chat:
     (question, answer) pairs the engine gets as history; `quotes` maps each page cited by the latest answer to its
     supporting passages, for the page viewer's highlight."""
 
-    def __init__(self, settings: Settings, engine=None):
+    def __init__(self, settings: Settings, engine=None, service: Service | None = None):
         self.settings = settings
-        self._engine = engine
-        self._engine_lock = threading.Lock()
+        self.service = service or Service(settings, engine)
 
     @property
     def engine(self):
         """Built on first use, so a missing index or model becomes a message in the chat, not a dead app."""
-        with self._engine_lock:
-            if self._engine is None:
-                from reportqa.answer import AnswerEngine
-
-                self._engine = AnswerEngine(self.settings)
-            return self._engine
+        return self.service.engine()
 
     # ------------------------------------------------------------ chat
 
@@ -150,27 +144,28 @@ class Chat:
         yield out()
         chips: list = []
         try:
-            for ev in self.engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
-                if isinstance(ev, Evidence):
-                    chips = render.page_chips(None, ev.pages)
-                    think("writing", pages=_pages_text(ev.pages))
-                    reply("…", chips)
-                elif isinstance(ev, Token):
-                    raw += ev.text
-                    reply(render.answer_markdown(raw) + " ▍", chips)
-                elif isinstance(ev, Final):
-                    a: Answer = ev.answer
-                    cited = list(dict.fromkeys(c.page for c in a.citations))
-                    think("answered" if cited else "unverified" if a.unverified else "refused" if a.refused else
-                          "not_answered", done=True,
-                          pages=_pages_text(cited))
-                    reply(_answering(a, ui) + ("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
-                          render.page_chips(a, [p for p, _ in a.retrieved]))
-                    for c in a.citations:
-                        quotes.setdefault(c.page, []).append(c.quote)
-                    if not a.error:
-                        turns = [*turns, (question, a.answer)]
-                yield out(done=isinstance(ev, Final))
+            with self.service.queue.turn():  # shared with the OpenAI-compatible endpoint
+                for ev in self.engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
+                    if isinstance(ev, Evidence):
+                        chips = render.page_chips(None, ev.pages)
+                        think("writing", pages=_pages_text(ev.pages))
+                        reply("…", chips)
+                    elif isinstance(ev, Token):
+                        raw += ev.text
+                        reply(render.answer_markdown(raw) + " ▍", chips)
+                    elif isinstance(ev, Final):
+                        a: Answer = ev.answer
+                        cited = list(dict.fromkeys(c.page for c in a.citations))
+                        think("answered" if cited else "unverified" if a.unverified else "refused" if a.refused else
+                              "not_answered", done=True,
+                              pages=_pages_text(cited))
+                        reply(_answering(a, ui) + ("⚠️ " if a.error else "") + render.answer_markdown(a.answer),
+                              render.page_chips(a, [p for p, _ in a.retrieved]))
+                        for c in a.citations:
+                            quotes.setdefault(c.page, []).append(c.quote)
+                        if not a.error:
+                            turns = [*turns, (question, a.answer)]
+                    yield out(done=isinstance(ev, Final))
         except Exception as e:  # the conversation stays; the failed turn is not added to the history
             if not isinstance(e, UserError):
                 log.exception("answering %r failed", question)
@@ -228,7 +223,8 @@ class Chat:
         """
         try:
             q = render.check_question(question, self.settings.max_question_chars, render.ui_lang(question, lang))
-            answer = self.engine.ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
+            with self.service.queue.turn():
+                answer = self.engine.ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from e
         except Exception as e:

@@ -97,6 +97,13 @@ def select(settings: Settings, name: str | None) -> Settings:
     return settings.replace(report_name=name, report=source)
 
 
+def base(settings: Settings) -> Settings:
+    """The library's own settings (the default report's) from settings that `select` pointed at one report."""
+    from reportqa.settings import load_settings
+
+    return settings.replace(report_name="", report=load_settings().report) if settings.report_name else settings
+
+
 def check_name(settings: Settings, name: str) -> None:
     if not NAME.fullmatch(name):
         raise UserError(f"bad report name {name!r}: use lower-case letters, digits and '-' (at most 48, starting "
