@@ -85,9 +85,9 @@ _FOLLOWUP_EN = re.compile(
     r"|slide|page|group|country|market)\b)|\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b", re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora.
-_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|其|同期|同一"
+_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|同期|同一"
                           r"|^\s*(?:期间|当时|那时|同时|换成|改成|换算成)")
-_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其"
+_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其|应该"
                            r"|该报告|此报告", re.I)
 # "How long did Google take?" / "谷歌用了多少年？": a duration with no goal to reach is the previous question's.
 _NO_GOAL = re.compile(r"\b(?:take|took|need|needed)\s*[?？]?\s*$|(?:用|花|需要)了?(?:多少|几)(?:年|个月|天|周|小时)"
@@ -120,24 +120,37 @@ def _thin(question: str) -> bool:
 
 
 # A personal pronoun points back unless its antecedent is in the question before it: a name, or three content terms
-# ("What share of developers were using AI in their development process?").
-_PERSONAL = re.compile(r"\b(?:it|its|they|them|their|theirs|he|she|his|her|him)\b", re.I)
+# ("What share of developers were using AI in their development process?"), or, for a pronoun in an opening phrase, a
+# name after that phrase ("In his April 2025 blog post, what did Brad Smith say…"). In a question that names its
+# subject, "it" before take/took is no pronoun at all ("How long did it take to build xAI's Colossus?"). Of the
+# Chinese pronouns only the written possessive 其 is checked so ("Grok 3发布后，其桌面访问量…" is about Grok 3);
+# 它/他们 in a question point back (_FOLLOWUP_ZH).
+_PERSONAL = re.compile(r"\b(?:it|its|they|them|their|theirs|he|she|his|her|him)\b|其", re.I)
+_EXPLETIVE = re.compile(r"it\s+(?:take|takes|took)\b", re.I)
+_NUMBER = re.compile(r"\d")
 
 
 def _points_back(question: str) -> bool:
+    comma = re.search("[,，]", question)
+    named = bool(names(question))
     return any(len(terms(question[: m.start()])) < 3 and not names(question[: m.start()])
+               and not (comma and m.start() < comma.start() and names(question[comma.end():]))
+               and not (named and _EXPLETIVE.match(question, m.start()))
                for m in _PERSONAL.finditer(question))
 
 
 def needs_rewrite(question: str, history: History | None) -> bool:
     """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
     about/那", a duration with no goal, or too little to retrieve on. Anything else stands alone and is never
-    rewritten."""
+    rewritten. In a question of several parts ("ChatGPT Pro订阅每月多少钱？Google AI Ultra呢？") the later parts
+    lean on the first, not on the conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has
+    its goal."""
     if not history:
         return False
-    q = _NOT_ANAPHORA.sub(" ", question)
-    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or _NO_GOAL.search(q)) or _points_back(q) or _thin(
-        question)
+    first = re.split(r"(?<=[?？])\s*(?=\S)", question, maxsplit=1)[0]
+    q = _NOT_ANAPHORA.sub(" ", first)
+    no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
+    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or no_goal) or _points_back(q) or _thin(question)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep

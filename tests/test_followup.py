@@ -59,6 +59,16 @@ def test_questions_are_not_statements(text):
     # the pronoun's antecedent is in the question itself
     "What share of developers were using AI in their development process in 2024, per Stack Overflow?",
     "Did Microsoft say its capex would keep growing?",
+    # a pronoun in an opening phrase names what comes after it; "it take" is no pronoun in a question with a name
+    "In her 2024 letter, what did Lisa Su say about AMD's data center GPUs?",
+    "How long did it take to train Meta's Llama 3, and how many GPUs did it use?",
+    "Gemini发布后，其月活跃用户增长了多少？",
+    # the later parts of a question of several parts lean on its first part, not on the conversation
+    "OpenAI的年化收入是多少？Anthropic呢？",
+    "How much does ChatGPT Plus cost per month? And Gemini Advanced?",
+    # a duration whose goal is a figure has its goal
+    "Netflix用了多少年达到1亿用户？",
+    "苹果认为这类芯片应该叫什么？",
 ])
 def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
     fu, llm = rewriter()
