@@ -333,7 +333,20 @@ def conversations(records: Sequence[dict], k: int) -> dict:
         "standalone_items": len(standalone),
         "standalone_rewritten": [{"id": r["id"], "asked": r["question"], "standalone": r["standalone_question"]}
                                  for r in standalone if not _same_text(r["question"], r["standalone_question"])],
+        "after_another": after_another(records),
     }
+
+
+def after_another(records: Sequence[dict]) -> dict:
+    """Every standalone question of the run asked, without the model, after the one before it in the run: the ids of
+    those the engine would take for a follow-up (answer.followup.needs_rewrite). A new-topic probe over the whole
+    set, where the conversation items hold only a few new topics."""
+    from reportqa.answer.followup import needs_rewrite
+
+    solo = [r for r in records if not r.get("history") and r.get("kind")]
+    flagged = [{"id": r["id"], "asked": r["question"], "after": p["question"]}
+               for p, r in zip(solo, solo[1:], strict=False) if needs_rewrite(r["question"], [(p["question"], "")])]
+    return {"n": max(len(solo) - 1, 0), "flagged": flagged}
 
 
 def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None) -> dict[str, dict]:

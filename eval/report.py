@@ -178,6 +178,13 @@ def _conversations(conv: dict) -> list[str]:
     lines += ["", f"Follow-up turns rewritten: {_pct(conv['rewritten'], conv['followup_turns'])}; rewrites that state "
                   f"instead of asking: {len(statements)}. Standalone questions (no history, or a new topic) "
                   f"rewritten: {_pct(len(conv['standalone_rewritten']), conv['standalone_items'])}."]
+    probe = conv.get("after_another")
+    if probe and probe["n"]:
+        lines += ["", f"Standalone questions of the set, each asked after the one before it, that the engine would "
+                      f"take for follow-ups (no model): {_pct(len(probe['flagged']), probe['n'])}."]
+        if probe["flagged"]:
+            lines += ["", *_table(["id", "asked", "after"], [[r["id"], _cell(r["asked"], 100), _cell(r["after"], 100)]
+                                                          for r in probe["flagged"]])]
     for title, rows in (("Rewrites that are statements", statements),
                         ("Standalone questions that were rewritten", conv["standalone_rewritten"])):
         if rows:

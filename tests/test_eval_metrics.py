@@ -217,3 +217,14 @@ def test_baseline_refusal_patterns(text, refused):
     from reportqa.eval.baseline import is_baseline_refusal
 
     assert is_baseline_refusal(text) is refused
+
+
+def test_after_another_asks_each_standalone_question_after_the_previous_one_without_the_model():
+    from reportqa.eval.metrics import after_another
+
+    recs = [{"id": "a", "question": "How many users does Starlink have?", "kind": "fact"},
+            {"id": "b", "question": "And in 2023?", "kind": "fact"},  # written as a standalone item, but elliptic
+            {"id": "c", "question": "And OpenAI?", "kind": "fact", "history": ["x"], "followup": "ellipsis"},
+            {"id": "d", "question": "What share of US adults used ChatGPT in 2025?", "kind": "numeric"}]
+    probe = after_another(recs)
+    assert probe["n"] == 2 and [r["id"] for r in probe["flagged"]] == ["b"]
