@@ -30,6 +30,7 @@ from reportqa.answer.grounding import (
     select_context,
     title_index,
     titled_pages,
+    without_citations,
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
@@ -139,9 +140,12 @@ class AnswerEngine:
             return
 
         log.debug("raw answer: %r", raw)
-        kept = self._check(raw, ans, cov, sources, messages, order, named_set)
+        kept, answered = self._check(raw, ans, cov, sources, messages, order, named_set)
         if not facts(kept):
-            ans.unverified = not is_refusal(raw)
+            ans.unverified = bool(answered)
+            if answered and self.settings.unverified_answers == "mark":
+                yield finish(prompts.UNVERIFIED_MARK[lang] + without_citations(answered))
+                return
             yield finish(self._refusal_text(lang, sources, ans.unverified), refused=True)
             return
         yield finish(render(kept, lang), kept=kept)
@@ -181,12 +185,14 @@ class AnswerEngine:
         return messages, [p for p, _ in context]
 
     def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
-               order: list[int], named: frozenset[int]) -> list[Checked]:
+               order: list[int], named: frozenset[int]) -> tuple[list[Checked], str]:
         """The sentences of the model's answer that survive the grounding rules, repaired for language; when nothing
         survives but the pages cover the question, a second, more direct attempt (on wider excerpts when the pages
-        cover the question well), then the evidence quoted; [] means refuse."""
+        cover the question well), then the evidence quoted; [] means refuse. Also the model's latest answer that
+        was not a refusal ("" if it only refused)."""
         lang, question, p = ans.lang, ans.standalone_question, self.params
         rec = self._checks(ans)
+        answered = "" if is_refusal(raw) else raw
         kept = self._grounded(raw, ans, sources, messages, order)
         # An answer that did not hold up (the model saw an answer but misread a figure), or a refusal on pages that
         # share most of the question's terms, is more often the small model's slip than a gap. A refusal on poorly
@@ -202,6 +208,7 @@ class AnswerEngine:
             try:
                 second = "".join(self._generate(messages, lang, prompts.ANSWER_DIRECT[lang]))
                 log.debug("raw answer (second attempt): %r", second)
+                answered = answered if is_refusal(second) else second
                 kept = self._grounded(second, ans, sources, messages, order)
             except Exception as e:
                 log.warning("LLM failed on the second attempt: %s", e)
@@ -214,7 +221,7 @@ class AnswerEngine:
                 kept[0].sentence.text = prompts.QUOTE_LEAD[lang] + kept[0].sentence.text
             elif not quoted:
                 log.info("model gave no usable answer at coverage %.2f; nothing to quote", cov)
-        return kept
+        return kept, answered
 
     def _grounded(self, raw: str, ans: Answer, sources: list[Source], messages: list[Message],
                   order: list[int]) -> list[Checked]:

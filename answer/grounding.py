@@ -317,6 +317,11 @@ def format_context(context: list[tuple[int, list[str]]]) -> str:
 _CITE = re.compile(
     r"\s*[\[【(（]\s*(?:(?:pp?|pages?|pg)\.?\s*|第\s*)?(?P<nums>\d{1,4}(?:\s*(?:[,，、;]|and|-|–)\s*(?:pp?\.?\s*)?\d{1,4})*)"
     r"\s*(?:页)?\s*[\]】)）]", re.I)
+def without_citations(text: str) -> str:
+    """The model's text with its page references taken out (an answer shown unverified cites nothing)."""
+    return _CITE.sub("", text).strip()
+
+
 # Page references written into the sentence itself: "on page 5", "第5页" (页 required: "第12版" is a version).
 _INLINE_PAGE = re.compile(r"(?:\bpages?\s+|\bp\.\s*)(\d{1,4})|第\s*(\d{1,4})\s*页", re.I)
 _NAMED_PAGE = re.compile(r"(?:\b(?:pages?|slides?|p\.|pp\.)\s*)(\d{1,4})(?:\s*(?:and|&|-|–|to|,)\s*(\d{1,4}))?"

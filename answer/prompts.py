@@ -78,6 +78,11 @@ UNVERIFIED = {
     "en": "I could not verify an answer to this on the report's pages, so I give none.",
     "zh": "未能在报告页面上核实这个问题的答案，因此不作回答。",
 }
+# Opens the model's answer when it is shown unverified (settings.unverified_answers = "mark").
+UNVERIFIED_MARK = {
+    "en": "⚠️ Not verified on the report's pages, check before use: ",
+    "zh": "⚠️ 未能在报告页面上核实，请自行查证：",
+}
 NEAREST = {
     "en": " The closest pages are {pages}.",
     "zh": "最相关的页面是{pages}。",

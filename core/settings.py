@@ -69,6 +69,9 @@ class Settings:
     # measurement), except name_not_on_page, which the ablation's grades cannot see earn its place: advisory, it lets
     # "The capital of France is Paris [p. 126]" through (docs/answer.md "Rules measured"). "" turns every rule on.
     advisory_rules: str = "evidence_quote_fallback,off_question"
+    # When the model answered but no sentence held up on the pages: "refuse" (say it could not be verified) or
+    # "mark" (show the model's answer under a warning that it could not be verified, with no citations).
+    unverified_answers: str = "refuse"
 
     # --- app ---
     host: str = "127.0.0.1"
@@ -85,6 +88,8 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
+        if self.unverified_answers not in ("refuse", "mark"):
+            raise ValueError(f"unverified_answers={self.unverified_answers!r}: expected refuse or mark")
         if self.advisory_rules:
             from reportqa.answer.types import parse_rules
 

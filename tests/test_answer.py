@@ -615,6 +615,25 @@ def test_hallucinated_number_is_withdrawn(unit_settings):
     assert ans.to_json()["unverified"] is True
 
 
+def test_marked_mode_shows_the_unverified_answer_under_a_warning_without_citations(unit_settings):
+    eng, _ = engine(unit_settings.replace(unverified_answers="mark"),
+                    ["DeepSeek reached 1.2B monthly active users [p. 30].", "NOT IN REPORT"])
+    ans = eng.ask("How large is the user base of DeepSeek?")
+    assert ans.unverified and not ans.refused and not ans.citations
+    assert ans.answer == "⚠️ Not verified on the report's pages, check before use: DeepSeek reached 1.2B monthly " \
+                         "active users."
+    # a model that only refused has nothing to show
+    eng, _ = engine(unit_settings.replace(unverified_answers="mark"), ["NOT IN REPORT", "NOT IN REPORT"])
+    assert eng.ask("How large is the user base of DeepSeek?").refused
+
+
+def test_unverified_answers_setting_is_validated():
+    from reportqa.settings import load_settings
+
+    with pytest.raises(ValueError, match="unverified_answers"):
+        load_settings(unverified_answers="show")
+
+
 def test_a_model_refusal_says_the_report_does_not_answer(unit_settings):
     eng, _ = engine(unit_settings, ["NOT IN REPORT", "NOT IN REPORT"])
     ans = eng.ask("How large is the user base of DeepSeek?")
