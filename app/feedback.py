@@ -60,7 +60,7 @@ def record(settings: Settings, entry: dict) -> Path:
     time and the code's version. Whole lines only, one writer at a time: safe across sessions and processes."""
     if entry.get("rating") not in RATINGS:
         raise ValueError(f"rating must be one of {RATINGS}, got {entry.get('rating')!r}")
-    line = {"id": entry["id"], "ts": datetime.now(UTC).isoformat(timespec="seconds"), "rating": entry["rating"],
+    line = {"id": entry["id"], "ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "rating": entry["rating"],
             "comment": clean_comment(entry.get("comment"), settings.feedback_comment_chars),
             **{k: v for k, v in entry.items() if k not in ("id", "rating", "comment")},
             "commit": code_version(), "version": package_version()}

@@ -346,16 +346,16 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
 
 
 def _answer_in_bubble(transcript: list, answers: dict, index) -> int | None:
-    """The index of the answer message in the chat bubble of message `index`, if it has one. The Chatbot shows a run
-    of assistant messages (thinking line, answer) as one bubble and reports a rating with the run's first index."""
-    if not isinstance(index, int) or not 0 <= index < len(transcript) or transcript[index]["role"] != "assistant":
+    """The index of the answer message that a rating of message `index` is for, if any. The Chatbot shows a run of
+    assistant messages (thinking line, answer) as one bubble and reports a rating with the run's first index; a
+    warning after an answer joins its bubble but is not rateable on its own."""
+    if not isinstance(index, int) or not 0 <= index < len(transcript):
         return None
-    start = end = index
-    while start > 0 and transcript[start - 1]["role"] == "assistant":
-        start -= 1
-    while end + 1 < len(transcript) and transcript[end + 1]["role"] == "assistant":
-        end += 1
-    return next((i for i in range(start, end + 1) if i in answers), None)
+    while index < len(transcript) and transcript[index]["role"] == "assistant":
+        if index in answers:
+            return index
+        index += 1
+    return None
 
 
 def _example_text(evt: gr.SelectData) -> str:

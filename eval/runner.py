@@ -89,6 +89,9 @@ def _item(obj, seen: Container[str]) -> QAItem:
     """The item of one parsed line; ValueError names the first problem."""
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
+    if "draft" in obj:  # written by `reportqa eval --from-feedback` (eval/feedback.py)
+        raise ValueError(f"{obj.get('id')!r} is a draft: fill in {', '.join(map(repr, obj.get('needs') or ()))} "
+                         "(docs/qa-set.md), then delete its 'draft' and 'needs'")
     for key in ("id", "lang", "question", "answer", "must_include", "pages", "kind"):
         if key not in obj:
             raise ValueError(f"missing field {key!r}")
