@@ -159,6 +159,15 @@ def test_rating_a_message_that_is_not_an_answer_is_a_no_op(home):
     assert not feedback.path(home).exists()
 
 
+@pytest.mark.parametrize("on, options", [(True, ["Like", "Dislike"]), (False, None)])
+def test_the_feedback_setting_shows_or_hides_the_buttons(home, on, options):
+    from reportqa.app.ui import build_app
+
+    app = build_app(home.replace(feedback=on), ScriptedEngine())
+    [chatbot] = [b for b in app.blocks.values() if isinstance(b, gr.Chatbot)]
+    assert chatbot.feedback_options == options
+
+
 def test_new_chat_forgets_the_answers_to_rate(home):
     assert Chat.forget_ratings() == ({}, None, gr.update(visible=False, value=""))
 
