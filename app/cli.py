@@ -81,13 +81,21 @@ def _ask(args, settings) -> int:
 
 
 def _eval(args, settings) -> int:
+    if args.from_feedback:
+        from reportqa.eval.feedback import from_feedback
+
+        extra = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                 if k not in ("cmd", "fn", "verbose", "report", "out", "from_feedback") and v not in (None, False)]
+        if extra:
+            raise UserError(f"--from-feedback takes only --out FILE and --report, not {', '.join(extra)}")
+        return from_feedback(settings, Path(args.out) if args.out else None)
     from reportqa.eval.runner import run_eval
 
     if settings.report_name and not args.qa:
         raise UserError(f"eval --report {settings.report_name} needs --qa FILE: the bundled QA sets are about the "
                         "default report only")
 
-    return run_eval(settings, qa=args.qa, out=Path(args.out), retrieval_only=args.retrieval_only,
+    return run_eval(settings, qa=args.qa, out=Path(args.out or "eval/out"), retrieval_only=args.retrieval_only,
                     limit=args.limit, baseline=args.baseline, stratified=args.stratified, fail_under=args.fail_under,
                     fresh=args.fresh, split=args.split, replay=args.replay, ablate=args.ablate)
 
@@ -155,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the bundled QA files of a split (default dev; tune on dev, report test)")
     p.add_argument("--qa", default=None, help="a QA file (JSONL) instead of a split")
     _report_flag(p, " (another report than the default needs its own --qa FILE)")
-    p.add_argument("--out", default="eval/out")
+    p.add_argument("--out", default=None,
+                   help="output folder (default eval/out); with --from-feedback the JSONL file (default stdout)")
     p.add_argument("--retrieval-only", action="store_true")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--stratified", action="store_true", help="with --limit: spread the subset over lang x kind")
@@ -168,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer each prompt from DIR's stored model outputs; only changed prompts go to the model")
     p.add_argument("--ablate", action="store_true",
                    help="with --replay: replay each rule's items with that rule advisory, and report its help and harm")
+    p.add_argument("--from-feedback", action="store_true",
+                   help="print the chat's 👎 answers as draft QA items to complete (JSONL; see docs/eval.md)")
     p.set_defaults(fn=_eval)
 
     p = sub.add_parser("check-runtime", help="check in a subprocess that the local LLM runtime generates on this CPU")

@@ -77,9 +77,14 @@ def shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit].rstrip() + " …"
 
 
+def drop_controls(text: str) -> str:
+    """`text` without control and bidi-override characters (tab and line breaks stay)."""
+    return "".join(c for c in text if not _is_control(c))
+
+
 def inert(text: str) -> str:
     """Markdown source that displays `text` literally (minus control characters)."""
-    text = "".join(c for c in text if not _is_control(c))
+    text = drop_controls(text)
     text = _MD_ACTIVE.sub(r"\\\1", _LEADING_SPACE.sub("", html.escape(text, quote=False)))
     return _AUTOLINK.sub(lambda m: f"{m[1]}\\://" if m[1] else f"{m[2]}\\.", text)
 

@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 
 from reportqa.answer.types import Answer, Evidence, Final, Token  # noqa: E402
-from reportqa.app import render  # noqa: E402
+from reportqa.app import feedback, render  # noqa: E402
 from reportqa.app.service import Service  # noqa: E402
 from reportqa.errors import UserError  # noqa: E402
 from reportqa.settings import Settings  # noqa: E402
@@ -119,12 +119,15 @@ class Chat:
                       _thought(render.message("waiting", ui))]
         return gr.update(value="", interactive=False), transcript, transcript, q
 
-    def respond(self, question: str | None, transcript: list, turns: list, lang: str) -> Iterator[tuple]:
+    def respond(self, question: str | None, transcript: list, turns: list, lang: str,
+                answers: dict | None = None) -> Iterator[tuple]:
         """Queued: stream the answer after the thinking indicator that `submit` left as the last message.
-        Yields (transcript, chatbot, turns, quotes, textbox)."""
+        Yields (transcript, chatbot, turns, quotes, textbox, answers); `answers` maps the transcript index of each
+        answer message to the fields its 👍/👎 records (app/feedback.py)."""
         if question is None:
-            yield (gr.skip(),) * 4 + (gr.update(interactive=True),)
+            yield (gr.skip(),) * 4 + (gr.update(interactive=True), gr.skip())
             return
+        answers = dict(answers or {})
         t0, ui = time.perf_counter(), render.ui_lang(question, lang)
         transcript = [*transcript]
         at = len(transcript) - 1  # the thinking indicator; the answer goes after it
@@ -138,7 +141,8 @@ class Chat:
                                                                                  else {})}]
 
         def out(done: bool = False):  # a fresh list per yield: each one is a snapshot of the conversation
-            return [*transcript], [*transcript], turns, quotes, gr.update(interactive=True) if done else gr.skip()
+            return [*transcript], [*transcript], turns, quotes, gr.update(interactive=True) if done else gr.skip(), \
+                answers
 
         think("searching")
         yield out()
@@ -165,6 +169,7 @@ class Chat:
                             quotes.setdefault(c.page, []).append(c.quote)
                         if not a.error:
                             turns = [*turns, (question, a.answer)]
+                            answers[at + 1] = feedback.from_answer(a, question, self.service.default)
                     yield out(done=isinstance(ev, Final))
         except Exception as e:  # the conversation stays; the failed turn is not added to the history
             if not isinstance(e, UserError):
@@ -186,6 +191,37 @@ class Chat:
     @staticmethod
     def new_chat():
         return [], [], [], {}, gr.update(value="", interactive=True)
+
+    # ------------------------------------------------------------ feedback
+
+    def rate(self, transcript: list, answers: dict, evt: gr.LikeData):
+        """👍, 👎 or taking one back, on a chat bubble: recorded for the answer in that bubble (a bubble without one,
+        such as a warning, is ignored). Returns the recorded entry (for a comment) and the comment box, shown after a
+        👎."""
+        at = _answer_in_bubble(transcript, answers, evt.index)
+        if at is None:
+            return gr.skip(), gr.skip()
+        rating = {True: "up", False: "down"}.get(evt.liked)  # liked is "" when the rating is taken back
+        entry = {**answers[at], "rating": rating}
+        self._record(entry)
+        return entry, gr.update(visible=rating == "down", value="")
+
+    def comment(self, text: str, entry: dict | None):
+        """The comment box's text, added to the last rated answer's entry (a new line with the same feedback id)."""
+        if entry and (text or "").strip():
+            entry = {**entry, "comment": text}
+            self._record(entry)
+        return gr.update(visible=False, value=""), entry
+
+    @staticmethod
+    def forget_ratings():
+        return {}, None, gr.update(visible=False, value="")
+
+    def _record(self, entry: dict) -> None:
+        try:
+            feedback.record(self.settings, entry)
+        except OSError:  # a full or read-only disk must not break the chat
+            log.exception("could not record feedback in %s", feedback.path(self.settings))
 
     # ------------------------------------------------------------ page viewer
 
@@ -246,14 +282,19 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
                 f'<p>{html.escape(about)} · ask in English or 中文 — answers come from the report and cite '
                 'its pages.</p></div>')
         transcript, turns, quotes, pending = gr.State([]), gr.State([]), gr.State({}), gr.State(None)
+        answers, rated = gr.State({}), gr.State(None)  # see Chat.respond and Chat.rate
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=380):
                 chatbot = gr.Chatbot(
                     elem_id="rq-chat", show_label=False, height="62vh", layout="bubble", autoscroll=True,
-                    latex_delimiters=[], allow_tags=False, sanitize_html=True, feedback_options=None,
+                    latex_delimiters=[], allow_tags=False, sanitize_html=True,
+                    feedback_options=["Like", "Dislike"] if settings.feedback else None,
                     buttons=["copy"], examples=[{"text": q} for q in card.examples] or None,
                     placeholder="**Ask anything about the report.** Pick an example or type below.<br>"
                                 "用中文或英文提问，回答会注明出处页码。")
+                comment = gr.Textbox(visible=False, elem_id="rq-comment", show_label=False, lines=1, max_lines=4,
+                                     submit_btn="Send", max_length=settings.feedback_comment_chars,
+                                     placeholder="What was wrong? (optional) / 哪里不对？（可选）")
                 question = gr.Textbox(elem_id="rq-question", show_label=False, submit_btn="Ask", lines=1,
                                       max_lines=6, placeholder="Ask a question… / 请输入问题…", autofocus=True)
                 with gr.Row(equal_height=False, elem_id="rq-controls"):
@@ -273,8 +314,8 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
 
         chat_io = dict(inputs=[question, transcript, lang], outputs=[question, transcript, chatbot, pending],
                        queue=False)
-        respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang],
-                          outputs=[transcript, chatbot, turns, quotes, question],
+        respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang, answers],
+                          outputs=[transcript, chatbot, turns, quotes, question, answers],
                           concurrency_limit=1, concurrency_id=GENERATE, api_visibility="private",
                           show_progress="minimal", show_progress_on=[chatbot])  # queue position while waiting
         busy_io = dict(fn=chat.busy, inputs=[pending, transcript, lang], outputs=[transcript, chatbot, question],
@@ -288,6 +329,12 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
             clear(chat.new_chat, None, [transcript, chatbot, turns, quotes, question], queue=False, cancels=[asked, ex],
                   api_visibility="private")
 
+        # 👍/👎 are recorded for the rated answer (app/feedback.py); after a 👎 the comment box asks what was wrong
+        chatbot.like(chat.rate, [transcript, answers], [rated, comment], queue=False, api_visibility="private")
+        comment.submit(chat.comment, [comment, rated], [comment, rated], queue=False, api_visibility="private")
+        for clear in (new.click, chatbot.clear):
+            clear(chat.forget_ratings, None, [answers, rated, comment], queue=False, api_visibility="private")
+
         page_io = dict(outputs=[page_no, page_view], queue=False, api_visibility="private")
         chatbot.option_select(chat.open_chip, [quotes], **page_io)
         page_no.submit(chat.open_page, [page_no, quotes], **page_io)
@@ -296,6 +343,19 @@ def build_app(settings: Settings, engine=None) -> gr.Blocks:
 
         gr.api(chat.ask, api_name="ask", concurrency_limit=1, concurrency_id=GENERATE)
     return app
+
+
+def _answer_in_bubble(transcript: list, answers: dict, index) -> int | None:
+    """The index of the answer message that a rating of message `index` is for, if any. The Chatbot shows a run of
+    assistant messages (thinking line, answer) as one bubble and reports a rating with the run's first index; a
+    warning after an answer joins its bubble but is not rateable on its own."""
+    if not isinstance(index, int) or not 0 <= index < len(transcript):
+        return None
+    while index < len(transcript) and transcript[index]["role"] == "assistant":
+        if index in answers:
+            return index
+        index += 1
+    return None
 
 
 def _example_text(evt: gr.SelectData) -> str:

@@ -24,6 +24,7 @@ from typing import TypeVar
 from reportqa.bench import stats
 from reportqa.errors import UserError
 from reportqa.settings import Settings
+from reportqa.version import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,6 @@ def ingest_figures(settings: Settings) -> tuple[dict, dict, float]:
     return ours, baseline, cold_s
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, text=True,
-                              capture_output=True, timeout=10).stdout.strip() or None
-    except OSError:
-        return None
-
-
 def measure(settings: Settings, questions: int, scaling: bool, work: Path) -> dict:
     """The whole bench; `work` is an empty scratch folder."""
     from reportqa.answer import ensure_model
@@ -135,7 +128,7 @@ def measure(settings: Settings, questions: int, scaling: bool, work: Path) -> di
             "load_avg_start": [round(x, 2) for x in load_start],
             "load_avg_end": [round(x, 2) for x in os.getloadavg()],
             "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "commit": _git_commit(),
+            "python": platform.python_version(), "commit": git_commit(),
             "report": settings.report.name, "questions": [it.id for it in sample],
             "settings": {k: getattr(settings, k) for k in ("top_k", "chunk_chars", "chunk_overlap", "embedder",
                                                             "llm", "llm_ctx", "llm_threads", "llm_max_tokens",

@@ -80,6 +80,8 @@ class Settings:
     auth_password: str = field(default="", repr=False)
     max_question_chars: int = 2000
     queue_size: int = 16  # pending chat generations before users get a "busy" message
+    feedback: bool = True  # 👍/👎 on the chat's answers, kept in <home>/feedback/feedback.jsonl (app/feedback.py)
+    feedback_comment_chars: int = 1000  # longer comments on an answer are cut
 
     # --- eval ---
     eval_k: int = 10  # ranked pages kept per question for hit@k and MRR
@@ -88,8 +90,12 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
+        from reportqa.errors import UserError
+
         if self.unverified_answers not in ("refuse", "mark"):
-            raise ValueError(f"unverified_answers={self.unverified_answers!r}: expected refuse or mark")
+            raise UserError(f"unverified_answers={self.unverified_answers!r}: expected refuse or mark")
+        if self.feedback_comment_chars < 1:
+            raise UserError(f"feedback_comment_chars must be at least 1, got {self.feedback_comment_chars}")
         if self.advisory_rules:
             from reportqa.answer.types import parse_rules
 

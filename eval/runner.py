@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Container, Iterable, Sequence
@@ -44,6 +43,7 @@ from reportqa.eval.metrics import (
 )
 from reportqa.eval.replay import GENERATIONS, RecordingLLM, backend_prefill, load_store, model_id
 from reportqa.settings import Settings
+from reportqa.version import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ def _item(obj, seen: Container[str]) -> QAItem:
     """The item of one parsed line; ValueError names the first problem."""
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
+    if "draft" in obj:  # written by `reportqa eval --from-feedback` (eval/feedback.py)
+        raise ValueError(f"{obj.get('id')!r} is a draft: fill in {', '.join(map(repr, obj.get('needs') or ()))} "
+                         "(docs/qa-set.md), then delete its 'draft' and 'needs'")
     for key in ("id", "lang", "question", "answer", "must_include", "pages", "kind"):
         if key not in obj:
             raise ValueError(f"missing field {key!r}")
@@ -351,15 +354,6 @@ def _fingerprint(settings: Settings, qa_paths: Sequence[Path], items: Iterable[Q
     } | ({"replay_sha256": replay_sha} if replay_sha and system != "baseline" else {})
 
 
-def _git_commit() -> str | None:
-    """The checkout's commit, so committed results say what they measured; None outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _previous_records(out: Path, fingerprints: dict[str, dict], fresh: bool) -> dict[str, dict[str, dict]]:
     """system -> id -> record worth keeping from the folder's last run: that of a system with the same fingerprint,
     if the run was unfinished or the system is the baseline (see the module doc). Failed records are dropped."""
@@ -594,7 +588,7 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
     label = Path(qa).name if qa else f"split {split or 'dev'} ({', '.join(p.name for p in qa_paths)})"
     log.info("evaluating %d questions from %s%s%s", len(items), label, " (retrieval only)" if retrieval_only else "",
              f", replaying {replay}" if replay else "")
-    commit = _git_commit()
+    commit = git_commit()
     records = {s.name: _run_system(s, items, previous.get(s.name, {}), _results_path(out, s.name), page_text,
                                    settings.eval_k, retrieval_only, commit) for s in systems}
     by_id = {it.id: it for it in items}

@@ -628,9 +628,10 @@ def test_marked_mode_shows_the_unverified_answer_under_a_warning_without_citatio
 
 
 def test_unverified_answers_setting_is_validated():
+    from reportqa.errors import UserError
     from reportqa.settings import load_settings
 
-    with pytest.raises(ValueError, match="unverified_answers"):
+    with pytest.raises(UserError, match="unverified_answers"):
         load_settings(unverified_answers="show")
 
 

@@ -78,7 +78,7 @@ def run(chat: Chat, question: str, transcript=None, turns=None, lang="auto"):
     """Submit then respond, as the UI chains them; returns every yield of respond and the final state."""
     _, transcript, _, pending = chat.submit(question, transcript or [], lang)
     steps = list(chat.respond(pending, transcript, turns or [], lang))
-    transcript, _, turns, quotes, _ = steps[-1]
+    transcript, _, turns, quotes, *_ = steps[-1]
     return steps, transcript, turns, quotes
 
 
@@ -250,7 +250,7 @@ def test_bad_question_is_answered_in_the_chat_without_the_engine(settings):
     box, transcript, _, pending = chat.submit("問題\x1b[31m", [], "auto")
     assert pending is None and transcript[-1]["content"] == "⚠️ " + render.message("control", "zh")
     assert box == gr.update()  # the question stays in the box to be fixed
-    assert list(chat.respond(pending, transcript, [], "auto"))[-1][-1] == gr.update(interactive=True)
+    assert list(chat.respond(pending, transcript, [], "auto"))[-1][4] == gr.update(interactive=True)
     assert engine.calls == []
 
 
