@@ -1,5 +1,5 @@
-"""The evaluation QA sets (eval/qa.jsonl = `dev`, eval/qa-test*.jsonl = `test`) checked against the bundled report as
-segmented by the real ingest stage.
+"""The evaluation QA sets (eval/qa.jsonl and eval/qa-dev2.jsonl = `dev`, eval/qa-test*.jsonl = `test`) checked against
+the bundled report as segmented by the real ingest stage.
 
 Passing means two things at once: every answerable item's must_include facts are printed on its gold pages (so the
 set is answerable from those pages), and the segmenter put that text on those printed page numbers. Unanswerable items
@@ -41,10 +41,16 @@ QA_FILES = {
     "qa-test.jsonl": Mix(id_prefix="t-", items=115, zh_share=0.40, kinds={"cross-lingual": 48, "summary": 11}, multi=16,
                          all_sections=True),
     "qa-test-unanswerable.jsonl": Mix(id_prefix="t-", items=40, zh_share=0.40, kinds={"unanswerable": 40}),
+    # fresh dev questions on pages no other file uses (docs/qa-set.md, "The dev2 questions")
+    "qa-dev2.jsonl": Mix(id_prefix="d2-", items=72, zh_share=0.40, kinds={"cross-lingual": 40, "unanswerable": 20},
+                         multi=12),
 }
+# Conversation files, whose ids share the namespace of the QA files when a split runs them together.
+CONV_FILES = ("conv-dev.jsonl", "conv-test.jsonl")
 
 LANGS = {"en", "zh"}
 KINDS = {"fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable"}
+MULTI_KINDS = {"numeric", "cross-lingual", "multi-page"}  # kinds whose items may ask for several facts
 # Page ranges of the report's outline (p. 3), plus the intro pages before section 1 and the closing summary.
 SECTIONS = {
     "intro": (2, 8), "1": (9, 51), "2": (52, 128), "3": (129, 152), "4": (153, 247), "5": (248, 298),
@@ -111,7 +117,15 @@ def test_schema(qa):
         # `multi` marks an item that asks for several facts, one group each.
         assert item.get("multi", True) is True, item["id"]
         if item.get("multi"):
-            assert item["kind"] in {"numeric", "multi-page"} and len(item["must_include"]) >= 2, item["id"]
+            assert item["kind"] in MULTI_KINDS and len(item["must_include"]) >= 2, item["id"]
+
+
+def test_ids_unique_across_files():
+    """A split runs several files together and reports per id, so no id may repeat in another file."""
+    seen: dict[str, str] = {}
+    for name in (n for n in (*QA_FILES, *CONV_FILES) if (EVAL / n).exists()):
+        for item in read_qa(name):
+            assert seen.setdefault(item["id"], name) == name, (item["id"], name, seen[item["id"]])
 
 
 def test_ids_name_the_section_of_the_first_gold_page(qa, qa_file):
