@@ -199,6 +199,33 @@ def generate(service: Service, req: ChatRequest, cancel: threading.Event) -> asy
     return future
 
 
+def model(report: dict) -> dict:
+    """A report of `library.list_reports` as an OpenAI model object (created: when its index was built)."""
+    built = report["built_at"]
+    return {"id": report["name"], "object": "model",
+            "created": int(datetime.strptime(built, "%Y-%m-%dT%H:%M:%S%z").timestamp()) if built else 0,
+            "owned_by": "reportqa",
+            "reportqa": {k: report[k] for k in ("title", "subtitle", "pages", "languages", "default")}}
+
+
+def unknown_model(name: str, names: list[str]) -> ApiError:
+    return ApiError(404, f"the model {name!r} does not exist: the models are the reports ({', '.join(names)})",
+                    param="model", code="model_not_found")
+
+
+async def read_json(request: Request) -> object:
+    """The request body as JSON, read no further than MAX_BODY_BYTES."""
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES:,} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise ApiError(400, "the request body is not valid JSON") from e
+
+
 def _openai_errors(handler):
     @functools.wraps(handler)
     async def wrapped(request: Request):
@@ -223,13 +250,6 @@ def router(service: Service, api_key: str | None = None) -> APIRouter:
             raise ApiError(401, "this server needs the chat's password as the API key "
                            "(Authorization: Bearer <password>)", code="invalid_api_key")
 
-    def model(report: dict) -> dict:
-        built = report["built_at"]
-        return {"id": report["name"], "object": "model",
-                "created": int(datetime.strptime(built, "%Y-%m-%dT%H:%M:%S%z").timestamp()) if built else 0,
-                "owned_by": "reportqa",
-                "reportqa": {k: report[k] for k in ("title", "subtitle", "pages", "languages", "default")}}
-
     @r.get("/models")
     @_openai_errors
     async def models(request: Request):
@@ -248,22 +268,11 @@ def router(service: Service, api_key: str | None = None) -> APIRouter:
             raise unknown_model(name, [x["name"] for x in reports])
         return JSONResponse(found[0])
 
-    def unknown_model(name: str, names: list[str]) -> ApiError:
-        return ApiError(404, f"the model {name!r} does not exist: the models are the reports ({', '.join(names)})",
-                        param="model", code="model_not_found")
-
     @r.post("/chat/completions")
     @_openai_errors
     async def chat_completions(request: Request):
         authorize(request)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES:,} bytes")
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            raise ApiError(400, "the request body is not valid JSON") from e
-        req = parse_chat(body, service.settings.max_question_chars)
+        req = parse_chat(await read_json(request), service.settings.max_question_chars)
         names = await run_in_threadpool(library.names, service.settings)
         if req.model not in names:
             raise unknown_model(req.model, names)
