@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-runtime", help="check in a subprocess that the local LLM runtime generates on this CPU")
     p.set_defaults(fn=_check_runtime)
 
-    p = sub.add_parser("serve", help="start the web chat")
+    p = sub.add_parser("serve", help="start the web chat and its OpenAI-compatible endpoint (/v1)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=None)
     _report_flag(p)

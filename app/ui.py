@@ -269,11 +269,12 @@ class Chat:
         return render.api_result(answer)
 
 
-def build_app(settings: Settings, engine=None) -> gr.Blocks:
-    """The chat UI and the `ask` API endpoint. Without an engine, one is built for `settings` on the first question."""
+def build_app(settings: Settings, engine=None, service: Service | None = None) -> gr.Blocks:
+    """The chat UI and the `ask` API endpoint. Without an engine, one is built for `settings` on the first question.
+    Pass the `service` that `launch` also gets to share its queue with the OpenAI-compatible endpoint."""
     from reportqa.index import library
 
-    chat = Chat(settings, engine)
+    chat = Chat(settings, engine, service)
     # title, subtitle and examples come from the report (index/library.py); `prepare` checked the examples
     card = library.card(settings, check=False)
     about = " · ".join(x for x in (card.subtitle, f"{card.pages} pages") if x)
@@ -362,8 +363,9 @@ def _example_text(evt: gr.SelectData) -> str:
     return evt.value["text"]
 
 
-def launch(app: gr.Blocks, settings: Settings, **kwargs):
-    """Queue and start `app` as settings say (host, port, auth); kwargs go to gr.Blocks.launch."""
+def launch(app: gr.Blocks, settings: Settings, service: Service | None = None, **kwargs):
+    """Queue and start `app` as settings say (host, port, auth); kwargs go to gr.Blocks.launch. With the chat's
+    `service`, the OpenAI-compatible endpoint (app/openai_api.py) is served beside it, under /v1."""
     auth = None
     if settings.auth_user or settings.auth_password:
         if not (settings.auth_user and settings.auth_password):
@@ -372,6 +374,10 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
     if settings.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
         log.warning("serving on %s without a password: anyone who can reach this machine can use the app; "
                     "set REPORTQA_AUTH_USER and REPORTQA_AUTH_PASSWORD to require one", settings.host)
+    if service is not None:  # its routes go first, ahead of gradio's, on the same server
+        from reportqa.app import openai_api
+
+        kwargs["app_kwargs"] = {"routes": openai_api.router(service, auth and auth[1]).routes}
     app.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     # max_file_size=0: the app takes no files, and gradio's generic upload route would otherwise store any file of
     # any size from anyone who can reach the app
@@ -400,7 +406,9 @@ def serve(settings: Settings) -> None:
     """`reportqa serve`: prepare, then serve the chat until interrupted."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's start-up self-checks, logged at INFO
     prepare(settings)
-    app = build_app(settings)
-    launch(app, settings, prevent_thread_lock=True, quiet=True)
-    log.info("the chat is ready: open http://%s:%d in a browser (Ctrl+C stops it)", settings.host, settings.port)
+    service = Service(settings)
+    app = build_app(settings, service=service)
+    launch(app, settings, service, prevent_thread_lock=True, quiet=True)
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("the chat is ready: open %s in a browser; OpenAI-compatible endpoint: %s/v1 (Ctrl+C stops it)", url, url)
     app.block_thread()
