@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from reportqa.errors import UserError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_REPORT = PACKAGE_DIR / "data" / "trends-ai-2025.txt"
 
@@ -77,6 +79,10 @@ class Settings:
     auth_password: str = field(default="", repr=False)
     max_question_chars: int = 2000
     queue_size: int = 16  # pending chat generations before users get a "busy" message
+    # Adding reports from the chat: "auto" allows it on a loopback host, and beyond it only behind the password;
+    # "on" is the same but refuses to start exposed without a password; "off" never (gradio then takes no file at all).
+    upload: str = "auto"
+    max_upload_mb: int = 50  # the largest file the chat takes (also gradio's upload limit)
 
     # --- eval ---
     eval_k: int = 10  # ranked pages kept per question for hit@k and MRR
@@ -85,6 +91,10 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
+        if self.upload not in ("auto", "on", "off"):
+            raise UserError(f"upload (REPORTQA_UPLOAD) must be 'auto', 'on' or 'off', got {self.upload!r}")
+        if self.max_upload_mb < 1:
+            raise UserError(f"max_upload_mb (REPORTQA_MAX_UPLOAD_MB) must be at least 1, got {self.max_upload_mb}")
         if self.advisory_rules:
             from reportqa.answer.types import parse_rules
 
