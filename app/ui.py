@@ -272,19 +272,19 @@ class Chat:
             new = self.uploads.start(path)
         except UserError as e:
             return job, _status(str(e), failed=True), gr.update()
-        return new, self._job_status(new), gr.Timer(active=True)
+        return new, self._job_status(new), gr.update(active=True)
 
     def poll_upload(self, job_id: str | None, report: str | None):
         """The timer's tick while an upload is ingested. Returns (status, timer, picker); when the report is in,
         the picker lists and selects it (which switches this session to it)."""
         job = self.uploads.get(job_id)
         if job is None:
-            return "", gr.Timer(active=False), gr.skip()
+            return "", gr.update(active=False), gr.skip()
         if not job.finished:
             return self._job_status(job_id), gr.skip(), gr.skip()
         if job.error:
-            return _status(job.error, failed=True), gr.Timer(active=False), gr.skip()
-        return self._job_status(job_id), gr.Timer(active=False), gr.update(choices=self.choices(), value=job.name)
+            return _status(job.error, failed=True), gr.update(active=False), gr.skip()
+        return self._job_status(job_id), gr.update(active=False), gr.update(choices=self.choices(), value=job.name)
 
     def _job_status(self, job_id: str) -> str:
         job = self.uploads.get(job_id)
