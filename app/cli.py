@@ -52,6 +52,14 @@ def _reports(args, settings) -> int:
     return 0
 
 
+def _remove(args, settings) -> int:
+    from reportqa.index import library
+
+    library.remove_report(settings, args.name)
+    print(json.dumps({"removed": args.name}) if args.json else f"removed {args.name}")
+    return 0
+
+
 def _ask(args, settings) -> int:
     from reportqa.answer import AnswerEngine
     from reportqa.app import render
@@ -150,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reports", help="list the reports: the bundled default and those added with ingest --name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_reports)
+
+    p = sub.add_parser("remove", help="remove a report added with ingest --name (its index and its copy of the file)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_remove)
 
     p = sub.add_parser("ask", help="answer one question with page citations")
     p.add_argument("question")

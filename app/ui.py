@@ -1,8 +1,9 @@
 """The web chat: `build_app(settings, engine=None) -> gr.Blocks`, `launch(app, settings)` and `serve(settings)`.
 
-One answer engine serves every browser session; generations run one at a time through gradio's queue (fair, first
-come first served, bounded by settings.queue_size), and everything else (page viewer, new chat) skips the queue.
-Untrusted text reaches the page only through app/render.py. See docs/app.md."""
+One answer engine per report serves every browser session; each session picks its report. Generations run one at a
+time through gradio's queue (fair, first come first served, bounded by settings.queue_size), and everything else
+(page viewer, new chat, report picker, upload progress) skips the queue. Uploads are ingested in a background thread
+(app/uploads.py). Untrusted text reaches the page only through app/render.py. See docs/app.md."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import gradio as gr  # noqa: E402
 from reportqa.answer.types import Answer, Evidence, Final, Token  # noqa: E402
 from reportqa.app import feedback, render  # noqa: E402
 from reportqa.app.service import Service  # noqa: E402
+from reportqa.app.uploads import STEPS, Uploads, upload_allowed  # noqa: E402
 from reportqa.errors import UserError  # noqa: E402
 from reportqa.settings import Settings  # noqa: E402
 
@@ -59,6 +61,9 @@ CSS = """
 .rq-empty { color: var(--body-text-color-subdued); padding: 1rem .2rem; }
 .rq-label { font-size: .85rem; color: var(--body-text-color-subdued); line-height: 2.4rem; white-space: nowrap; }
 .rq-note { font-size: .8rem; color: var(--body-text-color-subdued); }
+.rq-upload { font-size: .85rem; display: flex; flex-direction: column; gap: .25rem; }
+.rq-upload progress { width: 100%; height: .6rem; accent-color: var(--color-accent); }
+.rq-upload.rq-failed { color: var(--error-text-color, #b91c1c); }
 """
 
 
@@ -88,21 +93,40 @@ def _thought(title: str, seconds: float | None = None) -> dict:
     return {"role": "assistant", "content": "", "metadata": meta}
 
 
+def _header(card) -> str:
+    about = " · ".join(x for x in (card.subtitle, f"{card.pages} pages") if x)
+    return (f'<div class="rq-header"><h1>Ask the report: <i>{html.escape(card.title)}</i></h1>'
+            f'<p>{html.escape(about)} · ask in English or 中文 — answers come from the report and cite its pages.'
+            '</p></div>')
+
+
+def _examples(card) -> list[dict] | None:
+    return [{"text": q} for q in card.examples] or None
+
+
+def _status(text: str, failed: bool = False) -> str:
+    """The library line under the picker: an upload's outcome or a failure, escaped (file names are the user's)."""
+    state = "failed" if failed else "done"
+    return (f'<div class="rq-upload{" rq-failed" if failed else ""}" data-state="{state}">'
+            f'{"⚠️" if failed else "✓"} {html.escape(text)}</div>')
+
+
 class Chat:
     """The event handlers, kept apart from the layout so tests can drive them without a browser.
 
     The transcript (gr.State) holds the Chatbot's messages, already rendered inert; `turns` holds the raw
     (question, answer) pairs the engine gets as history; `quotes` maps each page cited by the latest answer to its
-    supporting passages, for the page viewer's highlight."""
+    supporting passages, for the page viewer's highlight; `report` is the session's report name (None: the default)."""
 
     def __init__(self, settings: Settings, engine=None, service: Service | None = None):
         self.settings = settings
         self.service = service or Service(settings, engine)
+        self.upload_on = upload_allowed(settings)
+        self.uploads = Uploads(self.service.settings, on_added=self.service.forget)
 
-    @property
-    def engine(self):
+    def engine_for(self, report: str | None = None):
         """Built on first use, so a missing index or model becomes a message in the chat, not a dead app."""
-        return self.service.engine()
+        return self.service.engine(report)
 
     # ------------------------------------------------------------ chat
 
@@ -120,7 +144,7 @@ class Chat:
         return gr.update(value="", interactive=False), transcript, transcript, q
 
     def respond(self, question: str | None, transcript: list, turns: list, lang: str,
-                answers: dict | None = None) -> Iterator[tuple]:
+                answers: dict | None = None, report: str | None = None) -> Iterator[tuple]:
         """Queued: stream the answer after the thinking indicator that `submit` left as the last message.
         Yields (transcript, chatbot, turns, quotes, textbox, answers); `answers` maps the transcript index of each
         answer message to the fields its 👍/👎 records (app/feedback.py)."""
@@ -149,7 +173,8 @@ class Chat:
         chips: list = []
         try:
             with self.service.queue.turn():  # shared with the OpenAI-compatible endpoint
-                for ev in self.engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
+                engine = self.engine_for(report)
+                for ev in engine.stream(question, history=[tuple(t) for t in turns], lang=_lang(lang)):
                     if isinstance(ev, Evidence):
                         chips = render.page_chips(None, ev.pages)
                         think("writing", pages=_pages_text(ev.pages))
@@ -169,7 +194,7 @@ class Chat:
                             quotes.setdefault(c.page, []).append(c.quote)
                         if not a.error:
                             turns = [*turns, (question, a.answer)]
-                            answers[at + 1] = feedback.from_answer(a, question, self.service.default)
+                            answers[at + 1] = feedback.from_answer(a, question, report or self.service.default)
                     yield out(done=isinstance(ev, Final))
         except Exception as e:  # the conversation stays; the failed turn is not added to the history
             if not isinstance(e, UserError):
@@ -225,25 +250,84 @@ class Chat:
 
     # ------------------------------------------------------------ page viewer
 
-    def page_view(self, n: int | None, quotes: dict | None = None) -> str:
+    def page_view(self, n: int | None, quotes: dict | None = None, report: str | None = None) -> str:
         if n is None:
             return render.page_html(None, None)
         try:
-            record = self.engine.retriever.page(int(n))
+            record = self.engine_for(report).retriever.page(int(n))
         except UserError as e:
             return render.page_html(int(n), None, note=str(e))
         return render.page_html(int(n), record, (quotes or {}).get(int(n), []))
 
-    def open_chip(self, quotes: dict, evt: gr.SelectData):
+    def open_chip(self, quotes: dict, evt: gr.SelectData, report: str | None = None):
         n = int(evt.value["value"] if isinstance(evt.value, dict) else evt.value)
-        return str(n), self.page_view(n, quotes)
+        return str(n), self.page_view(n, quotes, report)
 
-    def open_page(self, n: str, quotes: dict, step: int = 0):
+    def open_page(self, n: str, quotes: dict, step: int = 0, report: str | None = None):
         try:
             page = max(1, int(str(n).strip()) + step)
         except ValueError:
             return gr.skip(), self.page_view(None)
-        return str(page), self.page_view(page, quotes)
+        return str(page), self.page_view(page, quotes, report)
+
+    # ------------------------------------------------------------ reports
+
+    def choices(self) -> list[tuple[str, str]]:
+        """The picker's entries: "title (name)" for every report of the library, the default first."""
+        from reportqa.index import library
+
+        return [(f"{r['title'] or r['name']} ({r['name']})", r["name"])
+                for r in library.list_reports(self.service.settings)]
+
+    def refresh(self, report: str | None):
+        """On page load: the library as it is now (reports added since the app started, or removed)."""
+        return gr.update(choices=self.choices(), value=report or self.service.default)
+
+    def switch(self, report: str | None):
+        """A report was picked: a new chat on it, with its title, examples and an empty page viewer (the library line
+        keeps an upload's outcome). Returns (report, header, chatbot, transcript, turns, quotes, question, page_no,
+        page_view, status)."""
+        from reportqa.index import library
+
+        report = report or self.service.default
+        try:
+            card = library.card(self.service.settings_for(report), check=False)
+        except UserError as e:  # removed since the page was loaded
+            return (gr.skip(),) * 9 + (_status(str(e), failed=True),)
+        return (report, _header(card), gr.update(value=[], examples=_examples(card)), [], [], {},
+                gr.update(value="", interactive=True), "", render.page_html(None, None), gr.skip())
+
+    # ------------------------------------------------------------ uploads
+
+    def start_upload(self, path: str | None, job: str | None):
+        """The upload button delivered a file: check it and start ingesting it. Returns (job, status, timer)."""
+        if path is None:
+            return job, "", gr.update()
+        try:
+            new = self.uploads.start(path)
+        except UserError as e:
+            return job, _status(str(e), failed=True), gr.update()
+        return new, self._job_status(new), gr.update(active=True)
+
+    def poll_upload(self, job_id: str | None, report: str | None):
+        """The timer's tick while an upload is ingested. Returns (status, timer, picker); when the report is in,
+        the picker lists and selects it (which switches this session to it)."""
+        job = self.uploads.get(job_id)
+        if job is None:
+            return "", gr.update(active=False), gr.skip()
+        if not job.finished:
+            return self._job_status(job_id), gr.skip(), gr.skip()
+        if job.error:
+            return _status(job.error, failed=True), gr.update(active=False), gr.skip()
+        return self._job_status(job_id), gr.update(active=False), gr.update(choices=self.choices(), value=job.name)
+
+    def _job_status(self, job_id: str) -> str:
+        job = self.uploads.get(job_id)
+        if job.finished:
+            return _status(f"Added {job.file} as “{job.title or job.name}” ({job.name}).")
+        what = STEPS.get(job.step, job.step) + (f" {job.done}/{job.total}" if job.step == "embedding" else "")
+        return (f'<div class="rq-upload" data-state="running"><progress value="{job.fraction:.3f}" max="1">'
+                f'</progress><span>Adding {html.escape(job.file)}: {html.escape(what)}…</span></div>')
 
     # ------------------------------------------------------------ API
 
@@ -260,7 +344,7 @@ class Chat:
         try:
             q = render.check_question(question, self.settings.max_question_chars, render.ui_lang(question, lang))
             with self.service.queue.turn():
-                answer = self.engine.ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
+                answer = self.engine_for().ask(q, history=[(u, a) for u, a in history or []], lang=_lang(lang))
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from e
         except Exception as e:
@@ -277,20 +361,28 @@ def build_app(settings: Settings, engine=None, service: Service | None = None) -
     chat = Chat(settings, engine, service)
     # title, subtitle and examples come from the report (index/library.py); `prepare` checked the examples
     card = library.card(settings, check=False)
-    about = " · ".join(x for x in (card.subtitle, f"{card.pages} pages") if x)
     with gr.Blocks(title=f"Report Q&A · {card.title}", analytics_enabled=False) as app:
-        gr.HTML(f'<div class="rq-header"><h1>Ask the report: <i>{html.escape(card.title)}</i></h1>'
-                f'<p>{html.escape(about)} · ask in English or 中文 — answers come from the report and cite '
-                'its pages.</p></div>')
         transcript, turns, quotes, pending = gr.State([]), gr.State([]), gr.State({}), gr.State(None)
         answers, rated = gr.State({}), gr.State(None)  # see Chat.respond and Chat.rate
+        report, job = gr.State(chat.service.default), gr.State(None)  # this session's report and upload
+        with gr.Row(equal_height=False, elem_id="rq-top"):
+            header = gr.HTML(_header(card), scale=3)
+            with gr.Column(scale=2, min_width=320):
+                picker = gr.Dropdown(chat.choices(), value=chat.service.default, label="Report", elem_id="rq-report",
+                                     interactive=True, filterable=False)
+                if chat.upload_on:  # otherwise no upload component at all (and gradio takes no file: `launch`)
+                    upload = gr.UploadButton(
+                        f"＋ Add a report (PDF or text, up to {settings.max_upload_mb} MB)", elem_id="rq-upload",
+                        type="filepath", file_count="single", size="sm", variant="secondary")
+                    timer = gr.Timer(1.0, active=False)
+                status = gr.HTML("", elem_id="rq-library-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=380):
                 chatbot = gr.Chatbot(
                     elem_id="rq-chat", show_label=False, height="62vh", layout="bubble", autoscroll=True,
                     latex_delimiters=[], allow_tags=False, sanitize_html=True,
                     feedback_options=["Like", "Dislike"] if settings.feedback else None,
-                    buttons=["copy"], examples=[{"text": q} for q in card.examples] or None,
+                    buttons=["copy"], examples=_examples(card),
                     placeholder="**Ask anything about the report.** Pick an example or type below.<br>"
                                 "用中文或英文提问，回答会注明出处页码。")
                 comment = gr.Textbox(visible=False, elem_id="rq-comment", show_label=False, lines=1, max_lines=4,
@@ -315,7 +407,7 @@ def build_app(settings: Settings, engine=None, service: Service | None = None) -
 
         chat_io = dict(inputs=[question, transcript, lang], outputs=[question, transcript, chatbot, pending],
                        queue=False)
-        respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang, answers],
+        respond_io = dict(fn=chat.respond, inputs=[pending, transcript, turns, lang, answers, report],
                           outputs=[transcript, chatbot, turns, quotes, question, answers],
                           concurrency_limit=1, concurrency_id=GENERATE, api_visibility="private",
                           show_progress="minimal", show_progress_on=[chatbot])  # queue position while waiting
@@ -333,14 +425,24 @@ def build_app(settings: Settings, engine=None, service: Service | None = None) -
         # 👍/👎 are recorded for the rated answer (app/feedback.py); after a 👎 the comment box asks what was wrong
         chatbot.like(chat.rate, [transcript, answers], [rated, comment], queue=False, api_visibility="private")
         comment.submit(chat.comment, [comment, rated], [comment, rated], queue=False, api_visibility="private")
-        for clear in (new.click, chatbot.clear):
+        for clear in (new.click, chatbot.clear, picker.change):  # another report is a new chat too
             clear(chat.forget_ratings, None, [answers, rated, comment], queue=False, api_visibility="private")
 
         page_io = dict(outputs=[page_no, page_view], queue=False, api_visibility="private")
-        chatbot.option_select(chat.open_chip, [quotes], **page_io)
-        page_no.submit(chat.open_page, [page_no, quotes], **page_io)
-        prev.click(lambda n, q: chat.open_page(n, q, -1), [page_no, quotes], **page_io)
-        nxt.click(lambda n, q: chat.open_page(n, q, +1), [page_no, quotes], **page_io)
+        chatbot.option_select(chat.open_chip, [quotes, report], **page_io)
+        page_no.submit(lambda n, q, r: chat.open_page(n, q, 0, r), [page_no, quotes, report], **page_io)
+        prev.click(lambda n, q, r: chat.open_page(n, q, -1, r), [page_no, quotes, report], **page_io)
+        nxt.click(lambda n, q, r: chat.open_page(n, q, +1, r), [page_no, quotes, report], **page_io)
+
+        # a programmatic change (an upload that finished selects its report) switches as well as a user's pick
+        picker.change(chat.switch, [picker], [report, header, chatbot, transcript, turns, quotes, question, page_no,
+                                              page_view, status], queue=False, cancels=[asked, ex],
+                      api_visibility="private")
+        app.load(chat.refresh, [report], [picker], queue=False, api_visibility="private")
+        if chat.upload_on:
+            upload.upload(chat.start_upload, [upload, job], [job, status, timer], queue=False,
+                          api_visibility="private")
+            timer.tick(chat.poll_upload, [job, report], [status, timer, picker], queue=False, api_visibility="private")
 
         gr.api(chat.ask, api_name="ask", concurrency_limit=1, concurrency_id=GENERATE)
     return app
@@ -379,10 +481,11 @@ def launch(app: gr.Blocks, settings: Settings, service: Service | None = None, *
 
         kwargs["app_kwargs"] = {"routes": openai_api.router(service, auth and auth[1]).routes}
     app.queue(max_size=settings.queue_size, default_concurrency_limit=1)
-    # max_file_size=0: the app takes no files, and gradio's generic upload route would otherwise store any file of
-    # any size from anyone who can reach the app
+    # gradio's generic upload route stores any file from anyone who can reach the app: with uploads off it takes
+    # none (max_file_size=0), with them on none over the limit
+    max_file_size = settings.max_upload_mb * 2**20 if upload_allowed(settings) else 0
     return app.launch(server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, css=CSS,
-                      ssr_mode=False, show_error=False, footer_links=["api"], max_file_size=0, **kwargs)
+                      ssr_mode=False, show_error=False, footer_links=["api"], max_file_size=max_file_size, **kwargs)
 
 
 def prepare(settings: Settings) -> None:

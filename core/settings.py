@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from reportqa.errors import UserError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_REPORT = PACKAGE_DIR / "data" / "trends-ai-2025.txt"
 
@@ -82,6 +84,10 @@ class Settings:
     queue_size: int = 16  # pending chat generations before users get a "busy" message
     feedback: bool = True  # 👍/👎 on the chat's answers, kept in <home>/feedback/feedback.jsonl (app/feedback.py)
     feedback_comment_chars: int = 1000  # longer comments on an answer are cut
+    # Adding reports from the chat: "auto" allows it on a loopback host, and beyond it only behind the password;
+    # "on" is the same but refuses to start exposed without a password; "off" never (gradio then takes no file at all).
+    upload: str = "auto"
+    max_upload_mb: int = 50  # the largest file the chat takes (also gradio's upload limit)
 
     # --- eval ---
     eval_k: int = 10  # ranked pages kept per question for hit@k and MRR
@@ -90,12 +96,14 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
-        from reportqa.errors import UserError
-
         if self.unverified_answers not in ("refuse", "mark"):
             raise UserError(f"unverified_answers={self.unverified_answers!r}: expected refuse or mark")
         if self.feedback_comment_chars < 1:
             raise UserError(f"feedback_comment_chars must be at least 1, got {self.feedback_comment_chars}")
+        if self.upload not in ("auto", "on", "off"):
+            raise UserError(f"upload (REPORTQA_UPLOAD) must be 'auto', 'on' or 'off', got {self.upload!r}")
+        if self.max_upload_mb < 1:
+            raise UserError(f"max_upload_mb (REPORTQA_MAX_UPLOAD_MB) must be at least 1, got {self.max_upload_mb}")
         if self.advisory_rules:
             from reportqa.answer.types import parse_rules
 

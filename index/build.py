@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
@@ -23,6 +24,10 @@ from reportqa.index.embed import embedder_identity, get_embedder
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Called as progress(step, done, total) while a build runs ("embedding", chunks embedded, chunks to embed): how the
+# chat shows an upload's progress bar (the tqdm bar on stderr stays for the command line).
+Progress = Callable[[str, int, int], None]
 
 
 def embed_text(chunk) -> str:
@@ -96,9 +101,9 @@ def _stats(settings: Settings, build_dir: Path, manifest: dict, seconds: float, 
     }
 
 
-def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict:
+def build_index(settings: Settings, source: Path, rebuild: bool = False, progress: Progress | None = None) -> dict:
     """Build (or keep) the index of `source`. Returns stats: pages, chunks, seconds, noop, index_dir, size_mb,
-    embedder."""
+    embedder. `progress`, when given, hears how the embedding advances."""
     from reportqa.ingest import chunk_pages, load_pages
 
     t0 = time.perf_counter()
@@ -135,7 +140,7 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
         store.write_jsonl(build_dir / store.PAGES, [p.to_json() for p in pages])
         store.write_jsonl(build_dir / store.CHUNKS, [asdict(c) for c in chunks])
 
-        vectors = _embed_unique(embedder, texts)
+        vectors = _embed_unique(embedder, texts, progress)
         collection_name = store.collection_name(build_dir)
         client = store.chroma_client(settings, build_dir)
         collection = store.create_collection(client, collection_name, len(chunks))
@@ -166,15 +171,19 @@ def build_index(settings: Settings, source: Path, rebuild: bool = False) -> dict
         return _stats(settings, build_dir, manifest, seconds, noop=False)
 
 
-def _embed_unique(embedder, texts: list[str]) -> dict[str, list[float]]:
+def _embed_unique(embedder, texts: list[str], progress: Progress | None = None) -> dict[str, list[float]]:
     """Embed each distinct text once, longest first, in batches of similar length (the engine runs one text per
     core, so a batch is as slow as its longest member)."""
     unique = sorted(set(texts), key=len, reverse=True)
     size = embedder.embed_batch_size
     out: dict[str, list[float]] = {}
     with tqdm(total=len(unique), desc="embedding", unit="chunk", file=sys.stderr, dynamic_ncols=True) as bar:
+        if progress:
+            progress("embedding", 0, len(unique))
         for i in range(0, len(unique), size):
             part = unique[i:i + size]
             out.update(zip(part, embedder.get_text_embedding_batch(part), strict=True))
             bar.update(len(part))
+            if progress:
+                progress("embedding", bar.n, len(unique))
     return out

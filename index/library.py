@@ -26,7 +26,7 @@ from pathlib import Path
 
 from reportqa.errors import UserError
 from reportqa.index import store
-from reportqa.index.build import build_index
+from reportqa.index.build import Progress, _drop_collection, build_index
 from reportqa.ingest.clean import has_cjk
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import Settings
@@ -124,16 +124,20 @@ def _library_lock(settings: Settings):
         yield
 
 
-def add_report(settings: Settings, file: str | Path, name: str | None = None, rebuild: bool = False) -> dict:
+def add_report(settings: Settings, file: str | Path, name: str | None = None, rebuild: bool = False,
+               progress: Progress | None = None) -> dict:
     """Add `file` (PDF or text export) to the library as `name` (default: a slug of the file name) with its own
     index and card. The file is read and checked before anything is written; an existing report of that name is
-    replaced only with `rebuild`. Returns the build stats plus name and title."""
+    replaced only with `rebuild`. Returns the build stats plus name and title. `progress(step, done, total)` hears
+    the steps: "reading", "embedding" (chunks), "examples" (checking the card's example questions)."""
     from reportqa.ingest import load_pages
     from reportqa.ingest.pdf import PDF_MAGIC
 
     file = Path(file)
     name = slug(file.stem) if name is None else name
     check_name(settings, name)
+    if progress:
+        progress("reading", 0, 1)
     load_pages(file)  # IngestError (one line, naming the file) for anything that is not a readable report
     data = file.read_bytes()
     with _library_lock(settings):
@@ -143,24 +147,26 @@ def add_report(settings: Settings, file: str | Path, name: str | None = None, re
         folder = reports / name
         existing = _source(folder) if folder.is_dir() else None
         if existing is not None and existing.read_bytes() == data:  # the same file again: keep, repair or rebuild
-            stats = build_index(select(settings, name), existing, rebuild=rebuild)
+            stats = build_index(select(settings, name), existing, rebuild=rebuild, progress=progress)
         elif existing is not None and not rebuild:
             raise UserError(f"a report named {name!r} already exists (from another file); pick another --name, "
                             "or add --rebuild to replace it")
         else:
-            stats = _build_staged(settings, name, data, ".pdf" if data.startswith(PDF_MAGIC) else ".txt")
+            stats = _build_staged(settings, name, data, ".pdf" if data.startswith(PDF_MAGIC) else ".txt", progress)
     chosen = select(settings, name)
+    if progress:
+        progress("examples", 0, 1)
     return {"name": name, "title": card(chosen).title, **stats, "index_dir": str(chosen.index_dir)}
 
 
-def _build_staged(settings: Settings, name: str, data: bytes, suffix: str) -> dict:
+def _build_staged(settings: Settings, name: str, data: bytes, suffix: str, progress: Progress | None) -> dict:
     reports = _reports_dir(settings)
     staging = f".new-{name}-{os.getpid()}"
     (reports / staging).mkdir()
     try:
         source = reports / staging / f"source{suffix}"
         source.write_bytes(data)
-        stats = build_index(settings.replace(report_name=staging, report=source), source)
+        stats = build_index(settings.replace(report_name=staging, report=source), source, progress=progress)
         folder = reports / name
         old = reports / f".old-{name}-{os.getpid()}"
         if folder.exists():
@@ -172,6 +178,24 @@ def _build_staged(settings: Settings, name: str, data: bytes, suffix: str) -> di
     except BaseException:
         shutil.rmtree(reports / staging, ignore_errors=True)
         raise
+
+
+def remove_report(settings: Settings, name: str) -> None:
+    """Remove an added report: its folder disappears in one rename (a reader sees it whole or not at all), then is
+    deleted. The bundled report cannot be removed; an unknown name is an UnknownReport."""
+    if name == default_name(settings):
+        raise UserError(f"{name!r} is the bundled report; it cannot be removed")
+    with _library_lock(settings):
+        chosen = select(settings, name)  # UnknownReport, listing the names, for one the library does not have
+        reports = _reports_dir(settings)
+        build = store.current_build(chosen)
+        if build is not None:  # in server mode the vectors live in a collection outside the folder
+            _drop_collection(chosen, build)
+        old = reports / f".old-{name}-{os.getpid()}"
+        os.replace(reports / name, old)
+        store.fsync_dir(reports)
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("removed report %s", name)
 
 
 # --------------------------------------------------------------------------------------------------- listing

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,12 +27,11 @@ QUESTION = "#rq-question textarea"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest.fixture(scope="module")
-def server(built_index, tmp_path_factory):
+@contextmanager
+def serving(home: Path, log: Path) -> Iterator[str]:
+    """`reportqa serve` on `home` in a subprocess (output in `log`); yields its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "REPORTQA_HOME": str(built_index.home), "REPORTQA_HOST": "127.0.0.1",
-           "REPORTQA_PORT": str(port)}
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "REPORTQA_HOME": str(home), "REPORTQA_HOST": "127.0.0.1", "REPORTQA_PORT": str(port)}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "reportqa.app.cli", "serve"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -51,6 +52,12 @@ def server(built_index, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(built_index, tmp_path_factory):
+    with serving(built_index.home, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

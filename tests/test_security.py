@@ -1,5 +1,6 @@
-"""Security properties of a served app and of the package: loopback by default, optional password, no uploads, no
-file served from outside gradio's own cache, no secrets in logs, dependencies pinned to the tested versions.
+"""Security properties of a served app and of the package: loopback by default, optional password, uploads only
+within the size limit (and none beyond loopback without the password), no file served from outside gradio's own
+cache, no secrets in logs, dependencies pinned to the tested versions.
 
 The served-app tests run the real `reportqa serve` in a subprocess (real index, scripted LLM or a loopback
 OpenAI-compatible stand-in); route tests run the same app in-process."""
@@ -143,7 +144,7 @@ def test_auth_refuses_unauthenticated_requests(built_index):
 
 @pytest.fixture(scope="module")
 def app_url(built_index):
-    settings = built_index.replace(llm="fake", port=free_port())
+    settings = built_index.replace(llm="fake", port=free_port(), max_upload_mb=1)
     app = build_app(settings)
     launch(app, settings, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{settings.port}/"
@@ -157,14 +158,30 @@ def _multipart(name: str, data: bytes) -> tuple[bytes, dict]:
     return body, {"Content-Type": f"multipart/form-data; boundary={b}"}
 
 
-def test_the_app_has_no_upload_and_refuses_uploaded_files(built_index, app_url):
-    """The chat takes no files (nothing to ingest from the browser), so gradio's generic upload route must not
+UPLOAD_KINDS = {"File", "UploadButton", "Image", "Audio", "Video", "MultimodalTextbox", "Gallery", "Model3D"}
+
+
+def test_with_uploads_off_the_app_takes_no_file(built_index):
+    """Exposed without a password (or upload=off) the chat takes no files, so gradio's generic upload route must not
     store any: otherwise anyone who can reach the app can fill the disk."""
-    app = build_app(built_index.replace(llm="fake"))
-    kinds = {type(b).__name__ for b in app.blocks.values()}
-    assert not kinds & {"File", "UploadButton", "Image", "Audio", "Video", "MultimodalTextbox", "Gallery", "Model3D"}
-    status, body = http(app_url + "gradio_api/upload", *_multipart("evil.html", b"<script>alert(1)</script>"))
+    settings = built_index.replace(llm="fake", port=free_port(), upload="off")
+    app = build_app(settings)
+    assert not {type(b).__name__ for b in app.blocks.values()} & UPLOAD_KINDS
+    launch(app, settings, prevent_thread_lock=True, quiet=True)
+    try:
+        status, body = http(f"http://127.0.0.1:{settings.port}/gradio_api/upload",
+                            *_multipart("evil.html", b"<script>alert(1)</script>"))
+    finally:
+        app.close()
     assert status == 413, body
+
+
+def test_with_uploads_on_the_route_takes_nothing_over_the_limit(app_url):
+    """On loopback the chat's upload button is there, and gradio's route refuses anything over max_upload_mb."""
+    status, body = http(app_url + "gradio_api/upload", *_multipart("big.pdf", b"%PDF-1.7\n" + b"0" * 2**20))
+    assert status == 413, body
+    status, body = http(app_url + "gradio_api/upload", *_multipart("small.pdf", b"%PDF-1.7\n"))
+    assert status == 200, body
 
 
 TRAVERSALS = [
