@@ -185,7 +185,7 @@ def test_picking_a_report_starts_a_new_chat_on_it(lib):
     assert (transcript, turns, quotes, page_no, view) == ([], [], {}, "", render.page_html(None, None))
 
     _, transcript, _, pending = chat.submit("How many shipments?", transcript, "auto")
-    list(chat.respond(pending, transcript, turns, "auto", report))
+    list(chat.respond(pending, transcript, turns, "auto", report=report))
     assert widgets.calls == [("How many shipments?", [], None)] and len(default.calls) == 1
 
 
