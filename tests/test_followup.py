@@ -228,6 +228,26 @@ def test_a_model_failure_falls_back_to_the_previous_question_with_the_follow_up(
     assert out == "What annual token revenue does NVIDIA estimate for Blackwell GPUs, and the Pascal generation?"
 
 
+def test_across_languages_the_last_resort_names_the_earlier_questions_after_the_follow_up():
+    fu, _ = rewriter()
+    history = [("ChatGPT每周有多少活跃用户？", "8亿 [p. 55]。"), ("Over how many months?", "17 months [p. 55].")]
+    out = fu.standalone("And per day?", history)
+    assert out == "And per day? (earlier questions: Over how many months?; ChatGPT每周有多少活跃用户？)"
+    assert not is_statement(out)
+    # a third turn back in Chinese names each earlier question once, most recent first
+    out = fu.standalone("按每天算，大约是多少？", [*history, ("And per day?", "…")])
+    assert out == ("按每天算，大约是多少？（之前的问题：And per day?；Over how many months?；ChatGPT每周有多少活跃用户？）")
+
+
+def test_a_follow_up_that_names_its_own_subject_is_written_out_from_itself():
+    fu, llm = rewriter()
+    out = fu.standalone("那宇树科技呢？它的人形机器人卖了多少台？",
+                        after("报告说哪家公司用AI和计算机视觉在农业中除草？"))
+    assert out == "宇树科技的人形机器人卖了多少台？" and llm.calls == []
+    out = fu.standalone("And Meta? How many users does it have?", after("How many users does OpenAI have?"))
+    assert out == "How many users does Meta have?"
+
+
 # ---------------------------------------------------------------- in the engine
 
 def test_engine_retrieves_on_the_standalone_question(tmp_path):
