@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from pypdf import PdfWriter
+from support import private_home
 from test_app_ui import ScriptedEngine, happy, run
 from test_library import EN_PAGES, _text_export, library_state
 
@@ -59,9 +59,7 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def lib(tmp_path, home):
-    copy = tmp_path / "home"
-    shutil.copytree(home, copy, symlinks=True)
-    return load_settings(home=copy)
+    return private_home(tmp_path, home)
 
 
 def _encrypted_pdf() -> bytes:

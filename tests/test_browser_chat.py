@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_app_api import free_port  # tests/ is on sys.path (rootdir-relative test modules)
+from support import serving  # tests/ is on sys.path (rootdir-relative test modules)
 
 pytestmark = pytest.mark.slow
 
@@ -25,33 +19,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ANSWER_TIMEOUT_MS = 600_000  # a 1.5B model on 2 shared cores; tests assert behaviour, never speed
 QUESTION = "#rq-question textarea"
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@contextmanager
-def serving(home: Path, log: Path) -> Iterator[str]:
-    """`reportqa serve` on `home` in a subprocess (output in `log`); yields its URL once it answers."""
-    port = free_port()
-    env = {**os.environ, "REPORTQA_HOME": str(home), "REPORTQA_HOST": "127.0.0.1", "REPORTQA_PORT": str(port)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "reportqa.app.cli", "serve"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"reportqa serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"reportqa serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -236,7 +236,8 @@ def test_across_languages_the_last_resort_names_the_earlier_questions_after_the_
     assert not is_statement(out)
     # a third turn back in Chinese names each earlier question once, most recent first
     out = fu.standalone("按每天算，大约是多少？", [*history, ("And per day?", "…")])
-    assert out == ("按每天算，大约是多少？（之前的问题：And per day?；Over how many months?；ChatGPT每周有多少活跃用户？）")
+    earlier = "And per day?；Over how many months?；ChatGPT每周有多少活跃用户？"
+    assert out == f"按每天算，大约是多少？（之前的问题：{earlier}）"
 
 
 def test_a_follow_up_that_names_its_own_subject_is_written_out_from_itself():

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import gradio as gr
 import pytest
 from fpdf import FPDF
 from pypdf import PdfReader
+from support import private_home
 
 from reportqa.app.cli import main
 from reportqa.app.ui import build_app
@@ -119,10 +119,7 @@ def home(tmp_path_factory, sources) -> Path:
 
 @pytest.fixture
 def lib(tmp_path, home):
-    """Settings on a private copy of the library home."""
-    copy = tmp_path / "home"
-    shutil.copytree(home, copy, symlinks=True)
-    return load_settings(home=copy)
+    return private_home(tmp_path, home)
 
 
 def test_reports_lists_the_default_first_even_before_its_index(home, monkeypatch, capsys):

@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -18,7 +15,7 @@ import httpx
 import openai
 import pytest
 from gradio_client import Client
-from support import free_port, stop
+from support import free_port, serving
 from test_app_ui import Retriever, answer, wait_until
 
 from reportqa.answer.text import units
@@ -331,24 +328,12 @@ def test_a_client_that_goes_away_stops_its_generation_and_frees_the_queue(serve,
 @pytest.fixture(scope="module")
 def real_server(built_index, tmp_path_factory):
     """`reportqa serve` on the real index with the real bundled LLM."""
-    port = free_port()
-    env = {**os.environ, "REPORTQA_HOME": str(built_index.home), "REPORTQA_HOST": "127.0.0.1",
-           "REPORTQA_PORT": str(port)}
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "reportqa.app.cli", "serve"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while "the chat is ready" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"reportqa serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+    with serving(built_index.home, log) as url:
+        base = url.rstrip("/")
+        wait_until(lambda: "the chat is ready" in log.read_text(), timeout=60)  # logged just after the port opens
         urllib.request.urlopen(base + "/v1/models", timeout=30).close()
         yield base, log
-    finally:
-        stop(proc, timeout=60)
 
 
 @pytest.mark.slow
