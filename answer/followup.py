@@ -57,10 +57,6 @@ _ZH_ASKING = re.compile("什么|多少|哪|谁|几[个年家种月天次位款�
                         "有没有|是不是|吗|呢|^(?:请|列出|介绍|比较|说明|描述|解释)")
 
 
-# A last-resort follow-up (`_appended`): the question asked, then the earlier questions it leans on.
-_EARLIER = re.compile(r"^(.*?)\s*(?:\(earlier questions?: |（(?:上一个|之前的)问题：)(.*)[)）]$", re.S)
-
-
 def is_statement(text: str, lang: Lang | None = None) -> bool:
     """True when `text` states something instead of asking: a follow-up rewrite like "According to Pew, 20% of US
     adults aged 18-29 had used ChatGPT in July 2023." or "根据报告，资本支出为+21%". A question ends with ?/？ or
@@ -68,8 +64,6 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
     question word or particle like 多少/哪/吗/呢/请 in Chinese). `lang` defaults to the text's own language.
     The canonical check: the follow-up rewriter validates with it, and the eval counts statement rewrites with it."""
     text = text.strip().strip("\"'“”")
-    if m := _EARLIER.match(text):  # the question asked decides, not the earlier ones named after it
-        text = m.group(1)
     if not text:
         return False
     if text.endswith(("?", "？")):
@@ -378,35 +372,22 @@ def _within(question: str) -> str | None:
     return _named(" ".join(parts[1:]), lead)
 
 
-# The last resort names the earlier questions after the follow-up.
-EARLIER = {"en": (" (earlier question: {q})", " (earlier questions: {q})", "; "),
-           "zh": ("（上一个问题：{q}）", "（之前的问题：{q}）", "；")}
-
-
-def _earlier(question: str) -> list[str]:
-    """A last-resort question and the earlier ones it names, most recent first."""
-    m = _EARLIER.match(question)
-    if not m:
-        return [question]
-    inner = m.group(2)
-    return [m.group(1), *(_earlier(inner) if _EARLIER.match(inner) else re.split(r"; |；", inner))]
-
-
 def _appended(base: str, question: str) -> str:
-    """Last resort. In the base's language: the base question with the follow-up's words added ("…, and over how many
-    months?"), which the model answers whole, the follow-up's fact included. Across languages, where the two cannot
-    be joined into one sentence: the follow-up as asked, then the earlier questions it leans on, most recent first,
-    so retrieval sees them all (the base's names in brackets left the model guessing what the follow-up was about)."""
+    """Last resort: the base question with the follow-up's words added, so retrieval still sees both; across
+    languages, the follow-up with the base's names and years. (Measured and dropped, session 14: across languages,
+    the follow-up followed by the earlier questions it leans on; on test it lost 4 follow-ups and gained 2.)"""
     core = _core(question)
     lang = detect_lang(question)
-    if detect_lang(base) == lang and core and not _EARLIER.match(base):
+    if detect_lang(base) == lang and core:
         body, _ = _end(base)
         if lang == "zh":
             return f"{body}，{core}呢？"
         return f"{body}, and {core[0].lower() + core[1:] if core.split()[0] not in names(core, opener=True) else core}?"
-    one, many, sep = EARLIER[lang]
-    earlier = [q.strip() for q in _earlier(base.strip())]
-    return question.strip() + (one if len(earlier) == 1 else many).format(q=sep.join(earlier))
+    keep = [w for w in [*names(base), *(years(base) if not years(question) else [])] if not _has(question, w)]
+    if not keep:
+        return question
+    body, mark = _end(question)
+    return f"{body}（{'，'.join(keep)}）{mark}" if lang == "zh" else f"{body} ({', '.join(keep)}){mark}"
 
 
 def _swaps(base: str, question: str) -> list[Merged]:

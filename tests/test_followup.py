@@ -228,18 +228,6 @@ def test_a_model_failure_falls_back_to_the_previous_question_with_the_follow_up(
     assert out == "What annual token revenue does NVIDIA estimate for Blackwell GPUs, and the Pascal generation?"
 
 
-def test_across_languages_the_last_resort_names_the_earlier_questions_after_the_follow_up():
-    fu, _ = rewriter()
-    history = [("ChatGPT每周有多少活跃用户？", "8亿 [p. 55]。"), ("Over how many months?", "17 months [p. 55].")]
-    out = fu.standalone("And per day?", history)
-    assert out == "And per day? (earlier questions: Over how many months?; ChatGPT每周有多少活跃用户？)"
-    assert not is_statement(out)
-    # a third turn back in Chinese names each earlier question once, most recent first
-    out = fu.standalone("按每天算，大约是多少？", [*history, ("And per day?", "…")])
-    earlier = "And per day?；Over how many months?；ChatGPT每周有多少活跃用户？"
-    assert out == f"按每天算，大约是多少？（之前的问题：{earlier}）"
-
-
 def test_a_follow_up_that_names_its_own_subject_is_written_out_from_itself():
     fu, llm = rewriter()
     out = fu.standalone("那宇树科技呢？它的人形机器人卖了多少台？",
