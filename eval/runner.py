@@ -502,7 +502,7 @@ def check_bars(summary: dict, settings: Settings) -> list[dict]:
             for name, value, bar in bars]
 
 
-def _print_summary(metrics: dict, out: Path) -> None:
+def _print_summary(metrics: dict, out: Path, enforced: bool) -> None:
     names = ("hit@1", "hit@5", "mrr", "answer_correct", "context_recall", "citation_precision", "number_faithfulness",
              "refusal_accuracy", "false_refusal_rate", "language_match", "latency_p50", "latency_p95")
     for system, m in metrics["systems"].items():
@@ -510,7 +510,9 @@ def _print_summary(metrics: dict, out: Path) -> None:
         shown = [f"{n}={o[n]:.3f}" for n in names if o.get(n) is not None]
         print(f"{system} (n={o['n']}, errors={o['errors']}): " + "  ".join(shown))
     for bar in metrics["bars"]:
-        state = "skipped" if bar["passed"] is None else "ok" if bar["passed"] else "FAIL"
+        # without --fail-under a bar is information (a 12-question subset often misses one), not a failure
+        state = "skipped" if bar["passed"] is None else "ok" if bar["passed"] else "FAIL" if enforced else \
+            "under (not enforced without --fail-under)"
         value = "-" if bar["value"] is None else f"{bar['value']:.3f}"
         print(f"bar {bar['name']} >= {bar['min']}: {value} {state}")
     print(f"report: {out / 'report.md'}")
@@ -614,7 +616,7 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
     metrics["bars"] = check_bars(metrics["systems"]["ours"], settings)
     write_report(metrics, records, out)
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1))
-    _print_summary(metrics, out)
+    _print_summary(metrics, out, fail_under)
     failed = [b["name"] for b in metrics["bars"] if b["passed"] is False]
     if fail_under and failed:
         print(f"eval: below the bar: {', '.join(failed)}", file=sys.stderr)

@@ -256,3 +256,16 @@ def test_cli_exits_2_on_a_bad_qa_file(tmp_path, capsys):
     path.write_text(json.dumps(QA[0]) + "\n" + json.dumps({**QA[1], "kind": "trivia"}) + "\n", encoding="utf-8")
     assert main(["eval", "--qa", str(path), "--out", str(tmp_path / "out"), "--fail-under"]) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def test_a_missed_bar_reads_as_a_failure_only_when_enforced(tmp_path, capsys):
+    from reportqa.eval.runner import _print_summary
+
+    metrics = {"systems": {"ours": {"overall": {"n": 12, "errors": 0, "hit@5": 0.9}}},
+               "bars": [{"name": "hit@5", "value": 0.9, "min": 0.95, "passed": False},
+                        {"name": "zh cross-lingual hit@5", "value": None, "min": 0.9, "passed": None}]}
+    _print_summary(metrics, tmp_path, enforced=True)
+    assert "bar hit@5 >= 0.95: 0.900 FAIL" in capsys.readouterr().out
+    _print_summary(metrics, tmp_path, enforced=False)
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "under (not enforced without --fail-under)" in out and "skipped" in out
