@@ -81,12 +81,20 @@ _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
 # conjunction ("say that AI …"); "there" not at all ("how many … are there").
 _FOLLOWUP_EN = re.compile(
     rf"^\s*{_LEAD_EN}|\b(this|these|those|the same|the former|the latter)\b"
-    r"|\bthat(?=\s*[?.,]|\s*$|\s+(?:one|ones|year|company|figure|number|period|time|model|product|metric|rate|chart"
-    r"|slide|page|group|country|market)\b)|\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b", re.I)
+    r"|\bthat\s+(?:one|ones|year|company|figure|number|period|time|model|product|metric|rate|chart"
+    r"|slide|page|group|country|market)\b", re.I)
+# "Was that growing?", "than that", "How many terawatt-hours is that?": a pointing "that" after a verb or preposition
+# or closing a clause, checked like a personal pronoun (below): in "…, and which predecessor is that?" it points at the
+# question's own subject.
+_THAT_EN = re.compile(r"\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b|\bthat(?=\s*[?.,]|\s*$)", re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
-# mid-sentence they are no anaphora.
-_FOLLOWUP_ZH = re.compile(rf"^\s*{_LEAD_ZH}|呢\s*[？?]?\s*$|它|他们|她|他|这个|那个|这些|那些|该|此|同期|同一"
+# mid-sentence they are no anaphora. Of the leading conjunctions only those that cannot open a question of its own:
+# "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢.
+_FOLLOWUP_ZH = re.compile(r"^\s*(?:那么|那|还有|另外)|呢\s*[？?]?\s*$|这个|那个|这些|那些|该|此|同期|同一"
                           r"|^\s*(?:期间|当时|那时|同时|换成|改成|换算成)")
+# 它/他们 point back unless a Latin name comes before them ("哪家美国列车公司说Starlink给了它…" is about the company it
+# asks for; "谷歌最近开始在它里面加入什么？" is about the previous turn's product).
+_PERSONAL_ZH = re.compile("它们|它|他们|她|他")
 _NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其|应该"
                            r"|该报告|此报告", re.I)
 # "How long did Google take?" / "谷歌用了多少年？": a duration with no goal to reach is the previous question's.
@@ -108,23 +116,24 @@ def _zh_content(question: str) -> list[str]:
 
 def _thin(question: str) -> bool:
     """Too little to stand alone: fewer than two content terms, or in Chinese (which leaves the subject out freely)
-    fewer than three content words unless one is a Latin name ("Starlink有多少用户？" stands alone)."""
+    fewer than three content words (a year counts as one) unless one is a Latin name ("Starlink有多少用户？" stands
+    alone)."""
     if named_pages(question):  # "第20页说了什么？" names its page
         return False
     if len(terms(question)) < 2:
         return True
     if detect_lang(question) != "zh":
         return False
-    words = _zh_content(question)
-    return len(words) < 2 or (len(words) < 3 and not _LATIN.search(question))
+    words = len(_zh_content(question)) + bool(years(question))  # a date is content too ("2025年5月小米的市值")
+    return words < 2 or (words < 3 and not _LATIN.search(question))
 
 
 # A personal pronoun points back unless its antecedent is in the question before it: a name, or three content terms
 # ("What share of developers were using AI in their development process?"), or, for a pronoun in an opening phrase, a
 # name after that phrase ("In his April 2025 blog post, what did Brad Smith say…"). In a question that names its
 # subject, "it" before take/took is no pronoun at all ("How long did it take to build xAI's Colossus?"). Of the
-# Chinese pronouns only the written possessive 其 is checked so ("Grok 3发布后，其桌面访问量…" is about Grok 3);
-# 它/他们 in a question point back (_FOLLOWUP_ZH).
+# Chinese pronouns the written possessive 其 is checked so ("Grok 3发布后，其桌面访问量…" is about Grok 3); 它/他们
+# only against a Latin name before them (_PERSONAL_ZH).
 _PERSONAL = re.compile(r"\b(?:it|its|they|them|their|theirs|he|she|his|her|him)\b|其", re.I)
 _EXPLETIVE = re.compile(r"it\s+(?:take|takes|took)\b", re.I)
 _NUMBER = re.compile(r"\d")
@@ -136,7 +145,8 @@ def _points_back(question: str) -> bool:
     return any(len(terms(question[: m.start()])) < 3 and not names(question[: m.start()])
                and not (comma and m.start() < comma.start() and names(question[comma.end():]))
                and not (named and _EXPLETIVE.match(question, m.start()))
-               for m in _PERSONAL.finditer(question))
+               for m in [*_PERSONAL.finditer(question), *_THAT_EN.finditer(question)]) or any(
+        not _LATIN.search(question[: m.start()]) for m in _PERSONAL_ZH.finditer(question))
 
 
 def needs_rewrite(question: str, history: History | None) -> bool:

@@ -69,6 +69,12 @@ def test_questions_are_not_statements(text):
     # a duration whose goal is a figure has its goal
     "Netflix用了多少年达到1亿用户？",
     "苹果认为这类芯片应该叫什么？",
+    # a pointer whose referent comes before it in the question
+    "How much did Meta's Llama 3 cost to train than its predecessor, and which predecessor is that?",
+    "哪家日本银行说ChatGPT让它的客服效率翻倍？",
+    # a comparison opened by 和, and a date that makes a short Chinese question whole
+    "和美国的AI投资放在一起对比的中国数据，来自哪家机构？",
+    "2024年12月英伟达的市值是多少？",
 ])
 def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
     fu, llm = rewriter()
@@ -79,7 +85,8 @@ def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
 
 @pytest.mark.parametrize("question", ["靠什么实现的？", "举了哪些例子？", "多少年以后？", "同比增长了多少？",
                                       "期间OpenAI推出了什么？", "Over how many months?", "How fast was that growing?",
-                                      "Which lithium projects is it working on?"])
+                                      "Which lithium projects is it working on?", "How many terawatt-hours is that?",
+                                      "谷歌最近开始在它里面加入什么？", "而微软的收入是多少？", "2023年的收入是多少？"])
 def test_questions_without_their_subject_need_the_conversation(question):
     assert needs_rewrite(question, after(CAPEX))
 
