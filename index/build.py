@@ -56,7 +56,7 @@ def _build_lock(settings: Settings):
         yield
 
 
-def _drop_collection(settings: Settings, build_dir: Path) -> None:
+def drop_collection(settings: Settings, build_dir: Path) -> None:
     if settings.chroma_mode != "http":
         return
     try:
@@ -73,7 +73,7 @@ def _remove_stale_builds(settings: Settings, keep: Path | None) -> None:
             # a killed build has no manifest; its collection, if any, is on the server these settings name
             where = {k: v for k, v in manifest["store"].items() if k != "collection"} if manifest else None
             if where is None or where == store.store_identity(settings):
-                _drop_collection(settings, d)
+                drop_collection(settings, d)
             store.remove_build(d)
             log.debug("removed old build %s", d.name)
 

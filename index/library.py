@@ -26,7 +26,7 @@ from pathlib import Path
 
 from reportqa.errors import UserError
 from reportqa.index import store
-from reportqa.index.build import Progress, _drop_collection, build_index
+from reportqa.index.build import Progress, build_index, drop_collection
 from reportqa.ingest.clean import has_cjk
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import Settings
@@ -190,7 +190,7 @@ def remove_report(settings: Settings, name: str) -> None:
         reports = _reports_dir(settings)
         build = store.current_build(chosen)
         if build is not None:  # in server mode the vectors live in a collection outside the folder
-            _drop_collection(chosen, build)
+            drop_collection(chosen, build)
         old = reports / f".old-{name}-{os.getpid()}"
         os.replace(reports / name, old)
         store.fsync_dir(reports)
