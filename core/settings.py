@@ -96,6 +96,10 @@ class Settings:
     eval_min_zh_cross_hit_at_5: float = 0.90  # and hit@5 of Chinese cross-lingual questions
 
     def __post_init__(self):
+        # Absolute from the start: the index symlink, the build directories and the lock are compared and opened
+        # from wherever the process is, and a relative home (REPORTQA_HOME=.reportqa/x) once made a fresh build
+        # look stale to the clean-up, which deleted it.
+        object.__setattr__(self, "home", Path(self.home).expanduser().absolute())
         if self.unverified_answers not in ("refuse", "mark"):
             raise UserError(f"unverified_answers={self.unverified_answers!r}: expected refuse or mark")
         if self.feedback_comment_chars < 1:

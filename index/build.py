@@ -67,6 +67,7 @@ def drop_collection(settings: Settings, build_dir: Path) -> None:
 
 def _remove_stale_builds(settings: Settings, keep: Path | None) -> None:
     """Leftovers of killed or superseded builds (only called under the build lock, so none is in progress)."""
+    keep = keep.resolve() if keep else None
     for d in settings.index_dir.parent.glob(store.build_prefix(settings) + "*"):
         if d.is_dir() and d.resolve() != keep:
             manifest = store.read_manifest(d)

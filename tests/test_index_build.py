@@ -95,6 +95,19 @@ def test_unchanged_input_is_a_noop_and_changes_rebuild(small_home, tmp_path):
     assert serving.retrieve("How long did the Colossus build take?")[0].page == 5
 
 
+def test_a_relative_home_keeps_its_fresh_build(report_pages, tmp_path, monkeypatch):
+    """REPORTQA_HOME=.reportqa/x once built an index and then deleted it as a stale build (its path compared
+    relative against resolved)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPORTQA_HOME", "rel-home")
+    settings = load_settings()
+    assert settings.home == tmp_path / "rel-home"
+    source = make_source(tmp_path / "small.txt", report_pages, SMALL[:2])
+    build_index(settings, source)
+    assert store.current_build(settings).is_dir()
+    assert page_of(settings, "How many days did ChatGPT take to reach 1MM users?") in (2, 3)
+
+
 def test_missing_and_damaged_indexes_raise_index_unavailable(small_home, tmp_path):
     with pytest.raises(IndexUnavailable, match="reportqa ingest"):
         open_retriever(load_settings(home=tmp_path / "empty"))
