@@ -46,9 +46,10 @@ def test_answer_through_openai_compatible_server(server, built_index, retriever)
     settings = built_index.replace(llm="openai", openai_base_url=server, openai_model="qwen-test")
     engine = AnswerEngine(settings, retriever=retriever)
     assert engine.llm.name.startswith("openai:")
-    ans = engine.ask("What was global internet penetration according to the ITU?")
+    # a slide whose title states the figure: this test is about the backend, not about reading a chart
+    ans = engine.ask("How many weekly active users does ChatGPT have?")
     assert ans.error is None and not ans.refused, ans
-    assert "68%" in ans.answer and 311 in {c.page for c in ans.citations}
+    assert "800" in ans.answer and 55 in {c.page for c in ans.citations}
     assert {c.page for c in ans.citations} <= {p for p, _ in ans.retrieved}
 
 
