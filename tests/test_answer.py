@@ -25,6 +25,7 @@ from reportqa.answer.grounding import (
     select_context,
     sentence_in_lang,
     split_answer,
+    support,
     title_index,
     titled_pages,
     zh_figures,
@@ -906,3 +907,11 @@ def test_a_chinese_question_reads_the_english_original_of_a_chart(monkeypatch):
     assert any("1.4" in u for u in select_context(question, srcs, budget=50)[0][1])
     monkeypatch.setattr("reportqa.answer.grounding.TRANSLATION_WEIGHT", 1.0)
     assert not any("1.4" in u for u in select_context(question, srcs, budget=50)[0][1])
+
+
+def test_one_word_in_common_supports_only_a_name():
+    page = PageRecord(336, "Be smart about AI.\nGlean Annualized Revenue, per Glean\nSource: Glean (2/25)", "", "s")
+    src = Source.build(PageHit(336, 0.9, "", "content"), page)
+    # a punch line after "tell me a joke" shares one common word with the page; a one-word answer names a company
+    assert not support(split_answer("Because it was too smart [p. 336].")[0], src).ok
+    assert support(split_answer("Glean [p. 336].")[0], src).ok
