@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class Retriever:
         self.settings = settings
         self.build_dir = build_dir
         self.manifest = manifest
+        self._lock = threading.Lock()
+        self._next: Retriever | None = None  # the build that replaced this one, once a query here failed
         try:
             pages = [PageRecord(**{k: v for k, v in row.items() if k != "text"})
                      for row in store.read_jsonl(build_dir / store.PAGES)]
@@ -93,14 +96,38 @@ class Retriever:
 
     @property
     def pages(self) -> list[int]:
-        return sorted(self._pages)
+        return self._next.pages if self._next else sorted(self._pages)
 
     def page(self, n: int) -> PageRecord | None:
-        """The full cleaned page record of printed page `n`."""
-        return self._pages.get(n)
+        """The full cleaned page record of printed page `n` (of the build that answers now, see `retrieve`)."""
+        return self._next.page(n) if self._next else self._pages.get(n)
 
     def retrieve(self, query: str, k: int | None = None) -> list[PageHit]:
-        """The `k` (default settings.top_k) best pages for `query`, each with its matching passages, best first."""
+        """The `k` (default settings.top_k) best pages for `query`, each with its matching passages, best first.
+        A later ingest replaces this retriever's build and deletes it. Chroma reopens its files lazily, so a query
+        on the deleted build can fail ("Failed to get segments"). It then goes to the current build, the same
+        report ingested again, and so do later queries and page lookups."""
+        if self._next:
+            return self._next.retrieve(query, k)
+        try:
+            return self._retrieve(query, k)
+        except IndexUnavailable:
+            if (successor := self._successor()) is None:
+                raise
+            return successor.retrieve(query, k)
+
+    def _successor(self) -> Retriever | None:
+        with self._lock:
+            if self._next is None:
+                current = store.current_build(self.settings)
+                if current is None or current == self.build_dir.resolve():
+                    return None
+                log.info("the index was rebuilt (%s -> %s); answering from the new build", self.build_dir.name,
+                         current.name)
+                self._next = open_retriever(self.settings)
+            return self._next
+
+    def _retrieve(self, query: str, k: int | None) -> list[PageHit]:
         k = k or self.settings.top_k
         if not query.strip() or not self._chunk_ids:
             return []

@@ -108,6 +108,23 @@ def test_a_relative_home_keeps_its_fresh_build(report_pages, tmp_path, monkeypat
     assert page_of(settings, "How many days did ChatGPT take to reach 1MM users?") in (2, 3)
 
 
+def test_a_retriever_whose_build_was_replaced_answers_from_the_new_one(small_home, tmp_path):
+    """Chroma reopens a deleted build's files lazily, so a query there may fail after an ingest replaced it (it did
+    now and then in CI); the retriever then answers from the current build. Here the failure is forced."""
+    settings = copy_home(small_home[0], tmp_path / "home")
+    serving = open_retriever(settings)
+
+    def gone(**_):
+        raise RuntimeError("Failed to get segments")
+
+    serving._collection.query = gone
+    with pytest.raises(IndexUnavailable, match="stopped answering"):  # its build is still the current one
+        serving.retrieve("How long did the Colossus build take?")
+    build_index(settings, small_home[1], rebuild=True)
+    assert serving.retrieve("How long did the Colossus build take?")[0].page == 5
+    assert store.current_build(settings) == serving._next.build_dir and serving.page(5) is not None
+
+
 def test_missing_and_damaged_indexes_raise_index_unavailable(small_home, tmp_path):
     with pytest.raises(IndexUnavailable, match="reportqa ingest"):
         open_retriever(load_settings(home=tmp_path / "empty"))
