@@ -227,12 +227,6 @@ CONTINUATION = 0.7  # a unit that finishes (or starts) a matching clause inherit
 NEIGHBOUR = 0.5  # any other unit next to a matching one: a quote's speaker, a chart label's value line
 LABEL_TOKENS = 6  # a chart label ("Anthropic Claude", "Google Gemini") is a few words over its value line
 RANK_DECAY = 0.08  # each rank down the retrieved list takes this share off a unit's score
-# A unit in Chinese weighs this much in the excerpt choice, for a question in either language. The report prints its
-# figures and names in the English original; the Chinese block translates the prose, leaves out chart values and
-# labels, and sometimes mangles a figure (p. 132's "~2,400x" reads "~2,八年内增长 400 倍"). At full weight the Chinese
-# restatement of a slide's title filled the budget of a Chinese question and the English chart line with the answer
-# was left out (dev, first excerpts: facts reached the prompt for 253 of 297 answerable items at 1.0, 261 at 0.5).
-TRANSLATION_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -259,8 +253,7 @@ def _unit_score(q: Query, wants: Wants, unit: str) -> float:
     if not ut:
         return 0.0  # axis values, stray digits
     # a long unit must earn its place in the budget
-    score = (q.share(ut) + wants.bonus(unit)) / (1 + est_tokens(unit) / 120)
-    return score * TRANSLATION_WEIGHT if cjk_count(unit) else score
+    return (q.share(ut) + wants.bonus(unit)) / (1 + est_tokens(unit) / 120)
 
 
 def _continues(prev: str, nxt: str) -> bool:

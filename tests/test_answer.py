@@ -896,19 +896,6 @@ def test_model_file_with_wrong_hash_is_refused(tmp_path):
         ensure_model(settings)
 
 
-def test_a_chinese_question_reads_the_english_original_of_a_chart(monkeypatch):
-    # the Chinese block restates the title and leaves the chart's values in English only; at full weight the
-    # restatement, sharing the question's words, filled the budget and the value line was left out
-    page = PageRecord(39, "AI Developer Growth = +5x Developers Y/Y\nDevelopers Building with Gemini, MM\n1.4 7.0\n"
-                          "5/24 5/25", "AI 开发者增长 = 开发者同比增长 5 倍\n使用 Gemini 进行开发的开发者数量(百万)\n"
-                                       "开发者数量持续增长", "s")
-    srcs = [Source.build(PageHit(39, 0.9, "", "content"), page)]
-    question = "一年前使用Gemini进行开发的开发者有多少？"
-    assert any("1.4" in u for u in select_context(question, srcs, budget=50)[0][1])
-    monkeypatch.setattr("reportqa.answer.grounding.TRANSLATION_WEIGHT", 1.0)
-    assert not any("1.4" in u for u in select_context(question, srcs, budget=50)[0][1])
-
-
 def test_one_word_in_common_supports_only_a_name():
     page = PageRecord(336, "Be smart about AI.\nGlean Annualized Revenue, per Glean\nSource: Glean (2/25)", "", "s")
     src = Source.build(PageHit(336, 0.9, "", "content"), page)
