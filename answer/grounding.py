@@ -461,10 +461,8 @@ def support(s: Sentence, src: Source, lex: Lexicon | None = None, share: float =
     strong_nums = sum(1 for i in found if _informative(nums[i]))
     named = [n for n in names(s.text) if named_on(n, src)]
     # one word in common is no support by itself: "Because it was too smart", a punch line after "tell me a joke",
-    # shares "smart" with p. 336 and was cited to it; unless the page writes that word as a name ("Glean [p. 214].",
-    # whose one word opens the sentence, so `names` cannot tell)
-    lone = hits == 1 and not named and not found and not any(
-        re.search(rf"[a-z,:] {re.escape(t.capitalize())}\b", src.text) for t, al in st.alias.items() if al & src.terms)
+    # shares "smart" with p. 336 and was cited to it
+    lone = hits == 1 and not named and not found
     ok = (frac >= share and not lone) or (strong_nums and (hits >= 1 or frac >= 0.1)) or strong_nums >= 2
     covered = frozenset([*found, *named])
     return Support(ok, frac + 0.3 * len(found) + 0.2 * strong_nums, covered)
