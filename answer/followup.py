@@ -81,16 +81,17 @@ _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
 # conjunction ("say that AI …"); "there" not at all ("how many … are there").
 _FOLLOWUP_EN = re.compile(
     rf"^\s*{_LEAD_EN}|\b(this|these|those|the same|the former|the latter)\b"
-    r"|\bthat\s+(?:one|ones|year|company|figure|number|period|time|model|product|metric|rate|chart"
-    r"|slide|page|group|country|market)\b", re.I)
+    r"|\bthat\s+(?:one|ones|year|quarter|month|week|day|company|figure|number|period|time|model|product|metric"
+    r"|rate|chart|slide|page|group|country|market|list|ranking|survey|study)\b", re.I)
 # "Was that growing?", "than that", "How many terawatt-hours is that?": a pointing "that" after a verb or preposition
 # or closing a clause, checked like a personal pronoun (below): in "…, and which predecessor is that?" it points at the
 # question's own subject.
-_THAT_EN = re.compile(r"\b(?:is|was|are|were|did|does|do|of|than|from|by) that\b|\bthat(?=\s*[?.,]|\s*$)", re.I)
+_THAT_EN = re.compile(r"(?:\b(?:is|was|are|were|did|does|do|of|than|from|by)|['’]s) that\b|\bthat(?=\s*[?.,]|\s*$)",
+                      re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora. Of the leading conjunctions only those that cannot open a question of its own:
 # "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢.
-_FOLLOWUP_ZH = re.compile(r"^\s*(?:那么|那|还有|另外)|呢\s*[？?]?\s*$|这个|那个|这些|那些|该|此|同期|同一"
+_FOLLOWUP_ZH = re.compile(r"^\s*(?:那么|那|还有|另外)|呢\s*[？?]?\s*$|(?P<this>这个|那个|这些|那些)|该|此|同期|同一"
                           r"|^\s*(?:期间|当时|那时|同时|换成|改成|换算成)")
 # 它/他们 point back unless a Latin name comes before them ("哪家美国列车公司说Starlink给了它…" is about the company it
 # asks for; "谷歌最近开始在它里面加入什么？" is about the previous turn's product).
@@ -149,6 +150,18 @@ def _points_back(question: str) -> bool:
         not _LATIN.search(question[: m.start()]) for m in _PERSONAL_ZH.finditer(question))
 
 
+def _points_back_zh(question: str) -> bool:
+    """A Chinese pointing word, unless it is a demonstrative whose noun comes right before it: "智利那个学区" is the
+    school district in Chile, "那个学区" alone is the previous turn's."""
+    import jieba.posseg
+
+    for m in _FOLLOWUP_ZH.finditer(question):
+        before = list(jieba.posseg.cut(question[: m.start()]))[-1:] if m.group("this") else []
+        if not (before and before[0].flag.startswith("n")):
+            return True
+    return False
+
+
 def needs_rewrite(question: str, history: History | None) -> bool:
     """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
     about/那", a duration with no goal, or too little to retrieve on. Anything else stands alone and is never
@@ -160,7 +173,7 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     first = re.split(r"(?<=[?？])\s*(?=\S)", question, maxsplit=1)[0]
     q = _NOT_ANAPHORA.sub(" ", first)
     no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
-    return bool(_FOLLOWUP_EN.search(q) or _FOLLOWUP_ZH.search(q) or no_goal) or _points_back(q) or _thin(question)
+    return bool(_FOLLOWUP_EN.search(q) or _points_back_zh(q) or no_goal) or _points_back(q) or _thin(question)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep

@@ -1,4 +1,5 @@
-"""The conversation QA sets (eval/conv-dev.jsonl, eval/conv-test.jsonl) checked against the bundled report.
+"""The conversation QA sets (eval/conv-dev.jsonl, eval/conv-dev2.jsonl, eval/conv-test.jsonl) checked against the
+bundled report.
 
 A conversation item is a follow-up question (`question`) asked after the earlier user turns in `history`; its gold
 describes that graded turn. Each has a standalone twin (`<id>-solo`, no history) asking the same thing in full, with
@@ -8,6 +9,7 @@ eval/qa.jsonl (tests/test_qa_set.py), on the real segmentation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -25,11 +27,30 @@ from test_qa_set import (  # tests/ is on sys.path (rootdir-relative test module
 )
 
 EVAL = Path(__file__).resolve().parent.parent / "eval"
-SETS = {"dev": ("conv-dev.jsonl", "cd"), "test": ("conv-test.jsonl", "ct")}
+SETS = {"dev": ("conv-dev.jsonl", "cd"), "dev2": ("conv-dev2.jsonl", "cd2"), "test": ("conv-test.jsonl", "ct")}
 FOLLOWUPS = {"ellipsis", "pronoun", "changed-year", "changed-unit", "changed-subject", "unanswerable", "new-topic"}
 PAIRS = {("en", "en"), ("zh", "zh"), ("en", "zh"), ("zh", "en")}
 # The test split's gold pages were drawn at random, so it cannot lean on pages the dev split was tuned on.
 TEST_PAGE_SAMPLE = set(random.Random(7).sample(range(4, 338), 60))
+# The dev2 conversations' gold pages come from their own draw (docs/qa-set.md, "The dev2 conversations").
+DEV2_PAGE_SAMPLE = set(random.Random(2026).sample(range(4, 338), 80))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvMix:
+    """What a conversation file must hold at least."""
+
+    conversations: int = 42
+    per_pair: int = 8  # conversations per language pair (history -> question)
+    new_topic: int = 4
+    unanswerable: int = 4
+    three_turn: int = 10
+    two_turn: int = 10
+
+
+# dev2 is half the size of the other two: 24 conversations, >= 5 per language pair, >= 6 of each length.
+MIX = {"dev": ConvMix(), "test": ConvMix(),
+       "dev2": ConvMix(conversations=24, per_pair=5, new_topic=4, unanswerable=3, three_turn=6, two_turn=6)}
 
 
 def load(name: str) -> list[dict]:
@@ -105,28 +126,37 @@ def test_languages(split):
 
 
 def test_mix(split):
-    _, items = split
+    name, items = split
+    mix = MIX[name]
     convs = conversations(items)
-    assert len(convs) >= 42
+    assert len(convs) >= mix.conversations
     pairs = Counter((history_lang(item), item["lang"]) for item in convs)
-    assert pairs.keys() == PAIRS and min(pairs.values()) >= 8, pairs
+    assert pairs.keys() == PAIRS and min(pairs.values()) >= mix.per_pair, pairs
     followups = Counter(item["followup"] for item in convs)
     assert followups.keys() == FOLLOWUPS, followups
-    assert followups["new-topic"] >= 4 and followups["unanswerable"] >= 4, followups
+    assert followups["new-topic"] >= mix.new_topic and followups["unanswerable"] >= mix.unanswerable, followups
     # Ellipsis and pronouns are what users do most, so they are the most common kinds of follow-up.
     others = max(n for f, n in followups.items() if f not in {"ellipsis", "pronoun"})
     assert min(followups["ellipsis"], followups["pronoun"]) >= others, followups
     turns = Counter(len(item["history"]) + 1 for item in convs)
-    assert turns[3] >= 10 and turns[2] >= 10, turns
+    assert turns[3] >= mix.three_turn and turns[2] >= mix.two_turn, turns
 
 
 def test_splits_use_different_pages():
-    dev, test = ({p for item in load(name) for p in item["pages"]} for name in ("dev", "test"))
+    dev, dev2, test = ({p for item in load(name) for p in item["pages"]} for name in ("dev", "dev2", "test"))
     assert not dev & test, sorted(dev & test)
+    assert not dev2 & test, sorted(dev2 & test)
     assert test <= TEST_PAGE_SAMPLE, sorted(test - TEST_PAGE_SAMPLE)
+    assert dev2 <= DEV2_PAGE_SAMPLE, sorted(dev2 - DEV2_PAGE_SAMPLE)
 
 
-def test_dev_stays_off_the_held_out_qa_test_split():
+def test_dev2_uses_no_absent_term_of_the_test_conversations():
+    terms = {t.casefold() for item in load("test") for t in item.get("absent", [])}
+    assert not [t for item in load("dev2") for t in item.get("absent", []) if t.casefold() in terms]
+
+
+@pytest.mark.parametrize("name", ["dev", "dev2"])
+def test_dev_stays_off_the_held_out_qa_test_split(name):
     """Follow-up handling is tuned on the dev conversations, so they use neither a gold page nor an absent term of
     the held-out QA test files (eval/qa-test*.jsonl)."""
     held_out = [
@@ -136,7 +166,7 @@ def test_dev_stays_off_the_held_out_qa_test_split():
         if line.strip()
     ]
     assert held_out
-    dev = load("dev")
+    dev = load(name)
     shared_pages = {p for item in dev for p in item["pages"]} & {p for item in held_out for p in item["pages"]}
     assert not shared_pages, sorted(shared_pages)
     terms = {t.casefold() for item in held_out for t in item.get("absent", [])}

@@ -75,6 +75,8 @@ def test_questions_are_not_statements(text):
     # a comparison opened by 和, and a date that makes a short Chinese question whole
     "和美国的AI投资放在一起对比的中国数据，来自哪家机构？",
     "2024年12月英伟达的市值是多少？",
+    # a demonstrative whose noun comes right before it: the school district in Chile
+    "韩国那个研究所的AI芯片用了多少台服务器？",
 ])
 def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
     fu, llm = rewriter()
@@ -86,7 +88,9 @@ def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
 @pytest.mark.parametrize("question", ["靠什么实现的？", "举了哪些例子？", "多少年以后？", "同比增长了多少？",
                                       "期间OpenAI推出了什么？", "Over how many months?", "How fast was that growing?",
                                       "Which lithium projects is it working on?", "How many terawatt-hours is that?",
-                                      "谷歌最近开始在它里面加入什么？", "而微软的收入是多少？", "2023年的收入是多少？"])
+                                      "谷歌最近开始在它里面加入什么？", "而微软的收入是多少？", "2023年的收入是多少？",
+                                      "What's that as a share of revenue?", "What did Amazon launch that week?",
+                                      "那个研究所的AI芯片用了多少台服务器？"])
 def test_questions_without_their_subject_need_the_conversation(question):
     assert needs_rewrite(question, after(CAPEX))
 

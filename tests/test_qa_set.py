@@ -46,7 +46,7 @@ QA_FILES = {
                          multi=12),
 }
 # Conversation files, whose ids share the namespace of the QA files when a split runs them together.
-CONV_FILES = ("conv-dev.jsonl", "conv-test.jsonl")
+CONV_FILES = ("conv-dev.jsonl", "conv-dev2.jsonl", "conv-test.jsonl")
 
 LANGS = {"en", "zh"}
 KINDS = {"fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable"}
