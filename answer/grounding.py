@@ -23,6 +23,7 @@ from reportqa.answer.text import (
     names,
     number_on,
     numbers,
+    periods,
     squash,
     strip_axes,
     strip_squashed,
@@ -104,6 +105,7 @@ class Source:
     plain: list[str]
     terms: frozenset[str]
     nums: list[Num]
+    periods: frozenset[tuple[int, int]]  # the (year, month) pairs it prints
 
     @classmethod
     def build(cls, hit: PageHit, record: PageRecord | None) -> Source:
@@ -114,7 +116,8 @@ class Source:
             us = units(text)
         plain = strip_squashed([strip_axes(u) for u in us])
         # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
-        return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True))
+        return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True),
+                   periods(text))
 
 
 _JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
@@ -594,6 +597,7 @@ class _Asked:
     lang: Lang
     lex: Lexicon | None
     params: Params
+    periods: frozenset[tuple[int, int]]  # the months the question asks about
 
 
 @dataclass
@@ -662,6 +666,14 @@ def _name_missing(d: _Draft, a: _Asked) -> str | None:
     return "not on the pages that support it: " + ", ".join(what) if what else None
 
 
+def _period_missing(d: _Draft, a: _Asked) -> str | None:
+    """The question asks about a month or quarter ("on December 31, 2025", "截至2025年6月") and no cited page prints a
+    date in it: the figure is another period's (a near miss the report does not answer), however well it matches."""
+    if not a.periods or any(a.periods & a.by_page[p].periods for p in d.pages):
+        return None
+    return "the cited pages print no date in " + ", ".join(f"{m}/{y}" for y, m in sorted(a.periods))
+
+
 SentenceRule = tuple[Rule, Verdict, Callable[[_Draft, _Asked], str | None]]
 
 # The rules each sentence of the model's answer meets, in this order; the first that fires and acts decides its fate
@@ -680,6 +692,7 @@ AFTER_CITING: tuple[SentenceRule, ...] = (
     (Rule.YEARS_FOR_DURATION, Verdict.DROPPED, _years_for_duration),
     (Rule.NUMBER_NOT_ON_PAGE, Verdict.DROPPED, _number_missing),
     (Rule.NAME_NOT_ON_PAGE, Verdict.DROPPED, _name_missing),
+    (Rule.PERIOD_NOT_ON_PAGE, Verdict.DROPPED, _period_missing),
 )
 
 
@@ -698,7 +711,7 @@ def ground(answer: str, sources: list[Source], context_pages: list[int], lang: L
     were not retrieved or do not support it; attach citations to uncited sentences; withdraw sentences with a
     number that no retrieved page states (after repairing mis-scaled ones)."""
     a = _Asked(question, Query.of(question, lex), sources, {s.page: s for s in sources}, context_pages, lang, lex,
-               params)
+               params, periods(question))
     rec = Checks(params)
     g = Grounded([], rec.done, False)
     for s in split_answer(answer):

@@ -193,6 +193,38 @@ def numbers(text: str, spelled: bool = False) -> list[Num]:
     return out
 
 
+# Month-level periods: "October 2005", "May 19, 2025", "5/15/25", "3/22-11/24", "2024年11月", "25年4月", quarters
+# ("Q1:25", "FQ4:25", "1Q25", "Q3 2024", "2025年第一季度") as their three months. Years alone are not periods here:
+# an answer's "2024" is read off "C2024", "2024E" or a timeline far too loosely for a check.
+_MON3 = [m[:3] for m in MONTHS]
+_MONTH_YEAR = re.compile(r"\b(" + "|".join(_MON3) + r")[a-z]*\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?((?:19|20)\d{2})\b",
+                         re.I)
+_SLASH_DATE = re.compile(r"(?<![\d/])(1[0-2]|0?[1-9])/(?:[0-3]?\d/)?((?:19|20)\d{2}|\d{2})(?![\d/])")
+_ZH_MONTH = re.compile(r"((?:19|20)?\d{2})\s?年\s?(1[0-2]|0?[1-9])\s?月")
+_QUARTERS = [re.compile(p, re.I) for p in (
+    r"\b[FC]?Q(?P<q>[1-4])\s*(?:[:']\s*|\s+(?:of\s+)?(?=(?:19|20)\d{2}))?(?P<y>(?:19|20)?\d{2})\b",  # Q1:25, Q3 2024
+    r"\b(?P<q>[1-4])Q\s*(?P<y>(?:19|20)?\d{2})\b",  # 1Q25
+    r"\b(?P<y>(?:19|20)\d{2})\s*Q(?P<q>[1-4])\b",  # 2024 Q2
+    r"(?P<y>(?:19|20)?\d{2})\s?年\s?(?:第\s?)?(?P<q>[一二三四1-4])\s?季度")]  # 2025年第一季度
+_ZH_DIGIT = {"一": "1", "二": "2", "三": "3", "四": "4"}
+
+
+def _year(y: str) -> int:
+    return int(_full_year(y)) if len(y) == 2 else int(y)
+
+
+def periods(text: str) -> frozenset[tuple[int, int]]:
+    """The (year, month) pairs a text names: a question's "in April 2025" and a page's "(4/25)" meet on (2025, 4)."""
+    out = {(_year(y), _MON3.index(m.lower()[:3]) + 1) for m, y in _MONTH_YEAR.findall(text)}
+    out |= {(_year(y), int(m)) for m, y in _SLASH_DATE.findall(text)}
+    out |= {(_year(y), int(m)) for y, m in _ZH_MONTH.findall(text)}
+    for pattern in _QUARTERS:
+        for m in pattern.finditer(text):
+            q = int(_ZH_DIGIT.get(m["q"], m["q"]))
+            out |= {(_year(m["y"]), month) for month in range(3 * q - 2, 3 * q + 1)}
+    return frozenset(out)
+
+
 def number_on(n: Num, page_numbers: list[Num]) -> bool:
     """True when `n` (from an answer) is stated by some number of the page, allowing for rounding by the answer
     ("8亿" for 795MM), a different scale word ("$212B" = "2120亿美元"), and chart pages whose unit sits in an axis

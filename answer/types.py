@@ -28,6 +28,7 @@ class Rule(StrEnum):
     YEARS_FOR_DURATION = "years_for_duration"
     NUMBER_NOT_ON_PAGE = "number_not_on_page"
     NAME_NOT_ON_PAGE = "name_not_on_page"
+    PERIOD_NOT_ON_PAGE = "period_not_on_page"
     CITATION_REPLACED = "citation_replaced"
     CURRENCY_REPAIRED = "currency_repaired"
     # the answer as a whole

@@ -32,7 +32,7 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import Message, assemble, chatml, ensure_model
-from reportqa.answer.text import detect_lang, number_on, numbers, strip_axes, terms, units
+from reportqa.answer.text import detect_lang, number_on, numbers, periods, strip_axes, terms, units
 from reportqa.answer.types import Rule, Verdict
 from reportqa.index.types import PageHit, Passage
 from reportqa.ingest.records import PageRecord
@@ -141,6 +141,25 @@ def test_a_short_date_of_the_last_century_is_not_read_as_this_one():
 ])
 def test_a_dates_month_and_day_are_not_figures(answer, page):
     assert not any(number_on(n, numbers(page)) for n in numbers(answer))
+
+
+@pytest.mark.parametrize("question, page", [
+    ("What was it in April 2025?", "Source: company blog (4/25)"), ("截至2024年11月有多少？", "3/22-11/24"),
+    ("on 5/15/25", "Market Cap as of May 15, 2025"), ("2025年第一季度", "Q1:25"), ("in Q4 2024", "FQ4:24 revenue"),
+    ("2025年3月", "1Q25"),
+])
+def test_a_month_or_quarter_meets_the_pages_way_of_writing_it(question, page):
+    assert periods(question) & periods(page)
+
+
+def test_a_figure_for_a_month_the_cited_page_never_prints_is_withdrawn():
+    page = PageRecord(50, "Microsoft Market Cap = $3.2T (5/15/25)\nSource: Capital IQ (5/25)", "", "s")
+    src = [Source.build(PageHit(50, 0.9, "", "content"), page)]
+    later = ground("Microsoft's market cap was $3.2T [p. 50].", src, [50],
+                   question="What was Microsoft's market cap on December 31, 2025?")
+    assert not later.kept and Rule.PERIOD_NOT_ON_PAGE in {c.rule for c in later.checks}
+    for question in ("What was Microsoft's market cap in May 2025?", "What was Microsoft's market cap in 2025?"):
+        assert ground("Microsoft's market cap was $3.2T [p. 50].", src, [50], question=question).kept
 
 
 def test_dates_written_out_are_checked_by_their_year():
