@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from reportqa.answer import prompts
-from reportqa.answer.followup import FollowUps
+from reportqa.answer.followup import FollowUps, parts
 from reportqa.answer.grounding import (
     Checked,
     Checks,
@@ -85,9 +85,63 @@ class AnswerEngine:
         return final
 
     def stream(self, question: str, history: History | None = None, lang: Lang | None = None) -> Iterator[Event]:
-        t0 = time.perf_counter()
         question = question.strip()[: self.settings.max_question_chars]
         lang = lang or detect_lang(question)
+        asked = parts(question)
+        if len(asked) == 1:
+            yield from self._stream_one(question, history, lang)
+            return
+        yield from self._stream_parts(question, asked, history, lang)
+
+    def _stream_parts(self, question: str, asked: list[str], history: History | None, lang: Lang) -> Iterator[Event]:
+        """A question of several questions, each answered on its own pages and checked on its own, the answers
+        joined: one 240-token excerpt budget for two questions held the facts of neither, and the model answered
+        the first. A later part leans on the first as a follow-up does on the previous turn ("谷歌用了多少年？")."""
+        t0 = time.perf_counter()
+        done: list[Answer] = []
+        pages: list[int] = []
+        for i, part in enumerate(asked):
+            turns = [*(history or []), (asked[0], done[0].answer)] if i else history
+            gap = " " if i else ""  # the parts' streamed answers, one after the other
+            for ev in self._stream_one(part, turns, lang):
+                if isinstance(ev, Evidence):
+                    pages += [p for p in ev.pages if p not in pages]
+                    yield Evidence(list(pages))
+                elif isinstance(ev, Token):
+                    yield Token(gap + ev.text)
+                    gap = ""
+                else:
+                    done.append(ev.answer)
+        yield Final(self._joined(question, asked, done, lang, t0))
+
+    def _joined(self, question: str, asked: list[str], done: list[Answer], lang: Lang, t0: float) -> Answer:
+        """One answer from the parts' answers: those answered in order (a refused part says so in a line of its own),
+        or the first part's refusal when none was. `parts` records what each part was answered as; the standalone
+        question is the question as asked with its first part written out from the conversation."""
+        texts: list[str] = []
+        cites: dict[int, Citation] = {}
+        for part, a in zip(asked, done, strict=True):
+            if a.refused or a.error:
+                texts.append(prompts.PART_UNANSWERED[lang].format(part=part))
+                continue
+            lead = prompts.PREFILL[lang]  # "根据报告，" once, not before every part
+            texts.append(a.answer.removeprefix(lead) if lead and any(t.startswith(lead) for t in texts) else a.answer)
+            for c in a.citations:
+                cites.setdefault(c.page, c)
+        answered = any(not (a.refused or a.error) for a in done)
+        return Answer(
+            question=question, standalone_question=question.replace(asked[0], done[0].standalone_question, 1),
+            answer=("" if lang == "zh" else " ").join(texts) if answered else done[0].answer, lang=lang,
+            refused=not answered, citations=list(cites.values()),
+            retrieved=list({p: s for a in done for p, s in a.retrieved}.items()),
+            first_token_s=done[0].first_token_s, total_s=time.perf_counter() - t0,
+            error=next((a.error for a in done if a.error), None),
+            unverified=not answered and any(a.unverified for a in done),
+            context="\n".join(a.context for a in done if a.context), checks=[c for a in done for c in a.checks],
+            parts=[a.standalone_question for a in done])
+
+    def _stream_one(self, question: str, history: History | None, lang: Lang) -> Iterator[Event]:
+        t0 = time.perf_counter()
         ans = Answer(question=question, standalone_question=question, answer="", lang=lang, refused=False)
 
         def finish(text: str, *, refused: bool = False, error: str | None = None,

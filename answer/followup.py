@@ -395,6 +395,22 @@ def _within(question: str) -> str | None:
     return _named(" ".join(parts[1:]), lead)
 
 
+MAX_PARTS = 3
+
+
+def parts(question: str) -> list[str]:
+    """A question of several questions ("ChatGPT Pro订阅每月多少钱？Google AI Ultra呢？", "How much did X earn in
+    2024? How fast did it grow?") as its parts, each to be answered on its own pages: each part asks (a leading
+    "And X?" that only names the subject, "那宇树科技呢？它的…", is no part of its own; "举几个。" asks nothing) and
+    there are at most MAX_PARTS. Otherwise [question]."""
+    pieces = _PARTS.split(question.strip())
+    first = _core(pieces[0])
+    if not 1 < len(pieces) <= MAX_PARTS or not (_ZH_ASKING.search(first) or _EN_ASKING.match(first)) or any(
+            not terms(p) or not p.endswith(("?", "？")) for p in pieces):
+        return [question]
+    return pieces
+
+
 def _appended(base: str, question: str) -> str:
     """Last resort: the base question with the follow-up's words added, so retrieval still sees both; across
     languages, the follow-up with the base's names and years. (Measured and dropped, session 14: across languages,

@@ -83,6 +83,11 @@ UNVERIFIED_MARK = {
     "en": "⚠️ Not verified on the report's pages, check before use: ",
     "zh": "⚠️ 未能在报告页面上核实，请自行查证：",
 }
+# Stands for a part of a question of several that could not be answered, beside the parts that were.
+PART_UNANSWERED = {
+    "en": "I could not verify an answer to “{part}”.",
+    "zh": "未能核实“{part}”的答案。",
+}
 NEAREST = {
     "en": " The closest pages are {pages}.",
     "zh": "最相关的页面是{pages}。",

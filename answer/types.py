@@ -91,6 +91,7 @@ class Answer:
     unverified: bool = False
     context: str = ""  # the report excerpts the model read ("" when it was not asked), for diagnosis and the eval
     checks: list[Check] = field(default_factory=list)  # every rule that fired, in order, over all attempts
+    parts: list[str] = field(default_factory=list)  # a question of several, as its parts were answered, each alone
 
     def to_json(self) -> dict:
         d = asdict(self)

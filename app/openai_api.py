@@ -143,7 +143,7 @@ def extra(answer: Answer, report: str) -> dict:
     out = render.api_result(answer)
     del out["answer"]
     return {**out, "unverified": answer.unverified, "standalone_question": answer.standalone_question,
-            "report": report}
+            "parts": answer.parts, "report": report}
 
 
 def completion(answer: Answer, req: ChatRequest, cid: str, created: int) -> dict:

@@ -81,9 +81,13 @@ ANSWERING = {"en": "Answering: ", "zh": "正在回答："}
 
 
 def _answering(a: Answer, ui: str) -> str:
-    if a.standalone_question == a.question:
+    """The question as the engine understood it, when that is not what was typed: a follow-up written out, or a
+    question of several answered part by part with a later part written out ("…？Anthropic呢？" as
+    "Anthropic的年化收入是多少？")."""
+    shown = ("" if a.lang == "zh" else " ").join(a.parts) if a.parts else a.standalone_question
+    if "".join(shown.split()) == "".join(a.question.split()):
         return ""
-    return f"*{ANSWERING[ui]}{render.inert(a.standalone_question)}*\n\n"
+    return f"*{ANSWERING[ui]}{render.inert(shown)}*\n\n"
 
 
 def _thought(title: str, seconds: float | None = None) -> dict:

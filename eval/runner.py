@@ -297,6 +297,8 @@ def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str],
                        standalone_question=ans.standalone_question, checks=_check_records(ans))
             if item.history:
                 rec["history"] = turns
+            if getattr(ans, "parts", None):  # a question of several, answered part by part
+                rec["parts"] = ans.parts
             query = ans.standalone_question
         except Exception as e:  # recorded; the item counts as a failure, and a conversation item as a miss
             rec["error"] = f"answer: {type(e).__name__}: {e}"

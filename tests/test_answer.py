@@ -853,6 +853,29 @@ def test_standalone_question_skips_rewriting(unit_settings):
     assert len(llm.calls) == 1
 
 
+def test_a_question_of_several_is_answered_part_by_part(unit_settings):
+    eng, llm = engine(unit_settings, ["ChatGPT reached 800MM weekly active users [p. 10].",
+                                      "DeepSeek reached 54MM monthly active users in China [p. 30]."])
+    question = "How many weekly active users does ChatGPT have? How many monthly active users does DeepSeek have?"
+    events = list(eng.stream(question))
+    ans = events[-1].answer
+    assert ans.answer == ("ChatGPT reached 800MM weekly active users [p. 10]. "
+                          "DeepSeek reached 54MM monthly active users in China [p. 30].")
+    assert [c.page for c in ans.citations] == [10, 30] and len(ans.parts) == 2 and ans.standalone_question == question
+    # each part was asked on its own excerpts, and the parts' tokens streamed one after the other
+    asked = [m[-1].content.split("Question:")[-1] for m in llm.calls]
+    assert "ChatGPT" in asked[0] and "DeepSeek" not in asked[0] and "DeepSeek" in asked[1] and "ChatGPT" not in asked[1]
+    assert "".join(e.text for e in events if isinstance(e, Token)).count("[p.") == 2
+
+
+def test_a_part_the_report_does_not_answer_is_named_beside_the_parts_it_does(unit_settings):
+    eng, llm = engine(unit_settings, ["ChatGPT reached 800MM weekly active users [p. 10]."])
+    ans = eng.ask("How many weekly active users does ChatGPT have? How many robots did Optimus sell?")
+    assert ans.answer == ("ChatGPT reached 800MM weekly active users [p. 10]. "
+                          "I could not verify an answer to “How many robots did Optimus sell?”.")
+    assert not ans.refused and [c.page for c in ans.citations] == [10] and len(llm.calls) == 1
+
+
 def test_backend_failure_returns_error_answer_with_pages(unit_settings):
     eng, _ = engine(unit_settings, lambda _m: ConnectionError("connection refused"))
     events = list(eng.stream("How many weekly active users does ChatGPT have?"))

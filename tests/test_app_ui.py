@@ -207,6 +207,17 @@ def test_a_rewritten_follow_up_shows_what_was_answered(settings, question, under
     assert turns == [(question, a.answer)]  # the history keeps the answer alone
 
 
+def test_a_question_answered_in_parts_shows_the_part_written_out(settings):
+    a = answer(lang="zh")
+    a.question = a.standalone_question = "OpenAI的年化收入是多少？Anthropic呢？"
+    a.parts = ["OpenAI的年化收入是多少？", "Anthropic的年化收入是多少？"]
+    _, transcript, _, _ = run(Chat(settings, ScriptedEngine(happy(a))), a.question)
+    assert transcript[-1]["content"].startswith("*正在回答：OpenAI的年化收入是多少？Anthropic的年化收入是多少？*")
+    a.parts = ["OpenAI的年化收入是多少？", "Anthropic呢？"]  # nothing written out: no line
+    _, transcript, _, _ = run(Chat(settings, ScriptedEngine(happy(a))), a.question)
+    assert "正在回答" not in transcript[-1]["content"]
+
+
 def test_no_answering_line_when_the_question_stood_alone(settings):
     a = answer()
     a.question = a.standalone_question = "How many users does ChatGPT have?"

@@ -8,7 +8,7 @@ import pytest
 from test_answer import FakeRetriever
 
 from reportqa.answer import AnswerEngine, ScriptedLLM
-from reportqa.answer.followup import FollowUps, acceptable, is_statement, merge, needs_rewrite
+from reportqa.answer.followup import FollowUps, acceptable, is_statement, merge, needs_rewrite, parts
 from reportqa.answer.lexicon import Lexicon
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import load_settings
@@ -269,3 +269,17 @@ def test_by_default_the_engine_never_asks_the_model_to_rewrite(tmp_path):
     assert ans.standalone_question == ("What annual token revenue does NVIDIA estimate for Blackwell GPUs, and the "
                                        "Pascal generation?")
     assert not [c for c in llm.calls if "Follow-up:" in c[-1].content]  # asked, if at all, to answer
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("OpenAI的年化收入是多少？Anthropic呢？", ["OpenAI的年化收入是多少？", "Anthropic呢？"]),
+    ("How much does ChatGPT Plus cost? And Gemini Advanced?",
+     ["How much does ChatGPT Plus cost?", "And Gemini Advanced?"]),
+    # a leading "And X?" names the subject of what follows; a bare "why?" has nothing to retrieve on
+    ("那宇树科技呢？它的人形机器人卖了多少台？", ["那宇树科技呢？它的人形机器人卖了多少台？"]),
+    ("没算哪些模型？为什么？", ["没算哪些模型？为什么？"]),
+    ("What is X? What is Y? What is Z? What is W?", ["What is X? What is Y? What is Z? What is W?"]),
+    ("How many users does Starlink have?", ["How many users does Starlink have?"]),
+])
+def test_a_question_of_several_questions_splits_into_parts_that_ask(question, expected):
+    assert parts(question) == expected

@@ -169,7 +169,8 @@ def test_a_completion_carries_the_checked_answer_and_its_citations(serve):
     assert r.choices[0].message.role == "assistant" and r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content == "ChatGPT reached 800MM weekly users [p. 19]."
     assert r.reportqa == {"lang": "en", "refused": False, "unverified": False, "error": None, "report": REPORT,
-                          "standalone_question": "q", "citations": [{"page": 19, "quote": "800MM by 4/25, up 8x"}],
+                          "standalone_question": "q", "parts": [],
+                          "citations": [{"page": 19, "quote": "800MM by 4/25, up 8x"}],
                           "retrieved": [{"page": 19, "score": 1.0}, {"page": 55, "score": 0.9}]}
     assert engine.calls == [("How many users?", [("Hi", "Hello")], None)]
 
