@@ -1,7 +1,8 @@
 """`AnswerEngine`: follow-up rewriting -> retrieval -> small prompt -> streamed generation -> code-side checks
 (citations, numbers, language, refusal). The model proposes; the rules decide what is shown: the sentence rules in
 grounding.py, and here the ones on the whole answer, whose order is the flow of one question (refuse before asking,
-withdraw, re-ask, quote the evidence). Every firing is recorded on `Answer.checks`."""
+withdraw, re-ask, quote the evidence). Every firing is recorded on `Answer.checks`. A question of several questions
+goes through this once per part (`followup.parts`), the answers joined."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class AnswerEngine:
         pages: list[int] = []
         for i, part in enumerate(asked):
             turns = [*(history or []), (asked[0], done[0].answer)] if i else history
-            gap = " " if i else ""  # the parts' streamed answers, one after the other
+            gap = " " if i and lang == "en" else ""  # the parts' streamed answers, one after the other
             for ev in self._stream_one(part, turns, lang):
                 if isinstance(ev, Evidence):
                     pages += [p for p in ev.pages if p not in pages]
