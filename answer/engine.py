@@ -121,11 +121,11 @@ class AnswerEngine:
         question is the question as asked with its first part written out from the conversation."""
         texts: list[str] = []
         cites: dict[int, Citation] = {}
+        lead = prompts.PREFILL[lang]  # "根据报告，" once, not before every part
         for part, a in zip(asked, done, strict=True):
             if a.refused or a.error:
                 texts.append(prompts.PART_UNANSWERED[lang].format(part=part))
                 continue
-            lead = prompts.PREFILL[lang]  # "根据报告，" once, not before every part
             texts.append(a.answer.removeprefix(lead) if lead and any(t.startswith(lead) for t in texts) else a.answer)
             for c in a.citations:
                 cites.setdefault(c.page, c)

@@ -170,7 +170,7 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     its goal."""
     if not history:
         return False
-    first = re.split(r"(?<=[?？])\s*(?=\S)", question, maxsplit=1)[0]
+    first = _PARTS.split(question, maxsplit=1)[0]
     q = _NOT_ANAPHORA.sub(" ", first)
     no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
     return bool(_FOLLOWUP_EN.search(q) or _points_back_zh(q) or no_goal) or _points_back(q) or _thin(question)

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import (
@@ -105,7 +105,11 @@ class Source:
     plain: list[str]
     terms: frozenset[str]
     nums: list[Num]
-    periods: frozenset[tuple[int, int]]  # the (year, month) pairs it prints
+
+    @cached_property
+    def periods(self) -> frozenset[tuple[int, int]]:
+        """The (year, month) pairs the page prints; read only for a question that names a month."""
+        return periods(self.text)
 
     @classmethod
     def build(cls, hit: PageHit, record: PageRecord | None) -> Source:
@@ -116,8 +120,7 @@ class Source:
             us = units(text)
         plain = strip_squashed([strip_axes(u) for u in us])
         # axis ticks are not figures the page states: "600" from a 0/200/400/600 axis does not support "600 users"
-        return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True),
-                   periods(text))
+        return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True))
 
 
 _JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
