@@ -159,7 +159,10 @@ class AnswerEngine:
             return Final(ans)
 
         try:
-            ans.standalone_question = self._standalone(question, history)
+            resolved = self.followups.resolve(question, history)
+            ans.standalone_question = resolved.question
+            if resolved.leans_on and history and self.settings.followup_turns:
+                ans.leans_on = (resolved.leans_on, history[-1][1])
             hits = self.retriever.retrieve(ans.standalone_question, k=self.settings.top_k)
             named = self._named_pages(ans.standalone_question, hits)
             hits = [*named, *(h for h in hits if h.page not in {n.page for n in named})][: self.settings.top_k]
@@ -234,9 +237,12 @@ class AnswerEngine:
         if cov < self.params.retry_coverage:
             context.reverse()
         ans.context = format_context(context)
-        messages = [Message("system", prompts.SYSTEM),
-                    Message("user", prompts.ANSWER[ans.lang].format(context=ans.context,
-                                                                    question=ans.standalone_question))]
+        question, earlier = ans.standalone_question, []
+        if ans.leans_on:  # the follow-up as asked, after the turn it leans on
+            question, (before, said) = ans.question, ans.leans_on
+            earlier = [Message("user", prompts.EARLIER[ans.lang].format(question=before)), Message("assistant", said)]
+        messages = [Message("system", prompts.SYSTEM), *earlier,
+                    Message("user", prompts.ANSWER[ans.lang].format(context=ans.context, question=question))]
         return messages, [p for p, _ in context]
 
     def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
@@ -301,7 +307,7 @@ class AnswerEngine:
         which a small model continues in Chinese far more reliably than it obeys an instruction to switch
         languages."""
         if hint:
-            messages = [messages[0], Message("user", messages[1].content + hint)]
+            messages = [*messages[:-1], Message("user", messages[-1].content + hint)]
         prefill = prompts.PREFILL[lang] if self.llm.prefill else ""
         if prefill:
             messages = [*messages, Message("assistant", prefill)]
@@ -333,9 +339,6 @@ class AnswerEngine:
         rec.fire(Rule.WRONG_LANGUAGE_RETRY, Verdict.REPLACED, render(kept, lang),
                  "evidence in " + lang if quoted else "no evidence line in " + lang)
         return quoted
-
-    def _standalone(self, question: str, history: History | None) -> str:
-        return self.followups.standalone(question, history)
 
     def _named_pages(self, question: str, hits: list[PageHit]) -> list[PageHit]:
         """The report's pages the question asks about by number ("what does page 55 say?") or by quoting their title

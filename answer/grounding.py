@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import (
@@ -24,6 +24,7 @@ from reportqa.answer.text import (
     number_on,
     numbers,
     periods,
+    spelled_out,
     squash,
     strip_axes,
     strip_squashed,
@@ -123,22 +124,13 @@ class Source:
         return cls(hit.page, hit.score, text, us, plain, terms(text), numbers(" \n".join(plain), spelled=True))
 
 
-_JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
-
-
-@lru_cache(maxsize=1024)
-def _spelled_out(name: str) -> re.Pattern | None:
-    return re.compile(r"\b" + _JOINT.join(f"{c.upper()}[a-z]+" for c in name) + r"\b") if (
-        3 <= len(name) <= 5 and name.isalpha()) else None
-
-
 def named_on(name: str, src: Source) -> bool:
     """Is the name (a content term, lower case) on the page: as is, wrapped at its hyphen ("o3- mini"), or as the
     words an acronym stands for ("fsd" on a page that says "Full Self-Driving", "fda": "Food and Drug
     Administration")?"""
     if name in src.terms or "-" in name and terms(name.replace("-", " ")) <= src.terms:
         return True
-    pattern = _spelled_out(name)
+    pattern = spelled_out(name)
     return bool(pattern and pattern.search(src.text))
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from reportqa.answer.text import cjk_count, squash, terms
+from reportqa.answer.text import cjk_count, spelled_out, squash, terms
 from reportqa.ingest.records import PageRecord
 
 
@@ -84,7 +84,8 @@ class Lexicon:
                     self._pages_of[lang].setdefault(t, set()).add(p.page)
         self._n = max(len(self._page_terms["en"]), 1)
         self._en = frozenset(self._pages_of["en"])
-        self._squashed = squash("\n".join(texts))
+        self._text = "\n".join(texts)
+        self._squashed = squash(self._text)
         self.translate = lru_cache(maxsize=8192)(self._translate)
         self.glosses = lru_cache(maxsize=4096)(self._glosses)
         self._gloss = lru_cache(maxsize=65536)(self._word_gloss)
@@ -124,8 +125,10 @@ class Lexicon:
         return out
 
     def mentions(self, name: str) -> bool:
-        """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini")?"""
-        return bool(self.df(name)) or squash(name) in self._squashed
+        """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini"), or,
+        for an acronym, the words it stands for ("WSJ": "Wall Street Journal")?"""
+        pattern = spelled_out(name.lower())
+        return bool(self.df(name)) or squash(name) in self._squashed or bool(pattern and pattern.search(self._text))
 
     def df(self, term: str) -> int:
         """On how many pages the term occurs (in its own language's block)."""

@@ -1,6 +1,9 @@
 """Time to first token and total answer time of the answer engine, question by question, then the medians.
 
-    python -m reportqa.answer.measure [--json] [questions ...]
+    python -m reportqa.answer.measure [--json] [--follow-ups] [questions ...]
+
+With --follow-ups, each follow-up of FOLLOW_UPS is timed after its earlier question was answered (untimed), as in a
+chat: a follow-up may cost a longer prompt (the earlier turn shown to the model).
 
 Runs against the index and model of the current settings (REPORTQA_HOME, REPORTQA_LLM). The model is loaded and
 the system prompt read before the clock starts, as in a running server. Prints figures; asserts nothing."""
@@ -29,20 +32,34 @@ QUESTIONS = [
     "美国六大科技公司的资本支出占收入的比例是多少？",
 ]
 
+# (earlier question, follow-up): written out by rule, appended in Chinese, answered after the earlier turn
+FOLLOW_UPS = [
+    ("How many days did ChatGPT take to reach 1 million users?", "And the iPhone?"),
+    ("How many weekly active users did ChatGPT have in April 2025?", "Over how many months?"),
+    ("What share of the world's electricity did data centres consume in 2024?", "How fast has it grown?"),
+    ("NVIDIA生态系统中有多少开发者？", "AI初创公司呢？"),
+    ("CoreWeave 2024年的营收是多少？", "同比增长多少？"),
+    ("美国六大科技公司2024年的资本支出是多少？", "那2023年呢？"),
+]
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reportqa.answer.measure", description=__doc__.split("\n")[0])
     ap.add_argument("questions", nargs="*", default=QUESTIONS)
+    ap.add_argument("--follow-ups", action="store_true", help="time the follow-ups of FOLLOW_UPS instead")
     ap.add_argument("--json", action="store_true", help="one JSON object per question, then the summary")
     args = ap.parse_args(argv)
     engine = AnswerEngine(load_settings())
     engine.warm_up()
     rows = []
-    for q in args.questions:
-        events = list(engine.stream(q))
+    asked = [(q, []) for q in args.questions] if not args.follow_ups else [
+        (f, [(e, engine.ask(e).answer)]) for e, f in FOLLOW_UPS]
+    for q, history in asked:
+        events = list(engine.stream(q, history))
         a = events[-1].answer
         streamed = "".join(e.text for e in events if isinstance(e, Token))
-        rows.append({"question": q, "lang": a.lang, "first_token_s": round(a.first_token_s, 2),
+        rows.append({"question": q, "standalone": a.standalone_question, "lang": a.lang,
+                     "first_token_s": round(a.first_token_s, 2),
                      "total_s": round(a.total_s, 2), "chunks": sum(isinstance(e, Token) for e in events),
                      "refused": a.refused, "error": a.error, "pages": [c.page for c in a.citations],
                      "streamed": streamed, "answer": a.answer})

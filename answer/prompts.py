@@ -52,6 +52,9 @@ ANSWER = {
     "zh": "报告摘录：\n{context}\n\n问题：{question}\n请用简体中文回答。",
 }
 
+# The earlier turn a follow-up leans on, shown before it as the conversation (its answer as the assistant's turn).
+EARLIER = {"en": "Question: {question}", "zh": "问题：{question}"}
+
 # Second attempt when the first answer came back in the wrong language.
 ANSWER_RETRY = {
     "en": " Write English only, no Chinese.",

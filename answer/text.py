@@ -403,3 +403,14 @@ def est_tokens(text: str) -> int:
     characters per token otherwise."""
     cjk, digits = cjk_count(text), sum(c.isdigit() for c in text)
     return cjk + digits + math.ceil((len(text) - cjk - digits) / 4)
+
+
+_JOINT = r"[\s-]+(?:(?:and|of|for|the|&)\s+)?"
+
+
+@lru_cache(maxsize=1024)
+def spelled_out(name: str) -> re.Pattern | None:
+    """The words an acronym of 3-5 letters stands for, as a pattern: "fda" finds "Food and Drug Administration",
+    "wsj" "Wall Street Journal". None for anything else."""
+    return re.compile(r"\b" + _JOINT.join(f"{c.upper()}[a-z]+" for c in name) + r"\b") if (
+        3 <= len(name) <= 5 and name.isalpha()) else None

@@ -92,6 +92,9 @@ class Answer:
     context: str = ""  # the report excerpts the model read ("" when it was not asked), for diagnosis and the eval
     checks: list[Check] = field(default_factory=list)  # every rule that fired, in order, over all attempts
     parts: list[str] = field(default_factory=list)  # a question of several, as its parts were answered, each alone
+    # a follow-up no rule could write out: the earlier (standalone question, answer) it leans on, shown to the model
+    # as the conversation before it
+    leans_on: tuple[str, str] | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -61,6 +61,9 @@ class Settings:
     # on 10 dev follow-ups it wrote 1 usable rewrite of 8 at 6.5-9.8 s a call, more than the 5 s first-token budget.
     # Worth trying with a stronger model behind llm=openai.
     followup_model: bool = False
+    # A follow-up no rule could write out is answered with the turn it leans on shown to the model as the conversation
+    # before it, rather than as the earlier question with the follow-up's words appended (docs/answer.md).
+    followup_turns: bool = True
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
     openai_api_key: str = field(default="none", repr=False)  # secrets stay out of reprs (logs, test reports)

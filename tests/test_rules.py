@@ -109,6 +109,17 @@ def test_unknown_name_refusal(settings):
     assert "antarctica" in ans.checks[0].detail
 
 
+def test_an_acronym_the_report_spells_out_is_no_unknown_name(settings):
+    """p. 40's title is "Inference Costs Falling": "ICF" names it, as "WSJ" names the "Wall Street Journal"."""
+    eng, _ = engine(settings, [])
+    assert eng.lexicon.mentions("ICF") and not eng.lexicon.mentions("ICX")
+    eng, llm = engine(settings, ["The inference cost per token fell 99.7% over two years [p. 40]."])
+    ans = eng.ask("How much did the inference cost per token fall, per the ICF chart?")
+    assert not ans.refused and Rule.UNKNOWN_NAME_REFUSAL not in [c.rule for c in ans.checks]
+    ans = engine(settings, [])[0].ask("How much did the inference cost per token fall, per the ICX chart?")
+    assert fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
+
+
 def test_off_topic(settings):
     said = "ChatGPT reached 800MM weekly active users [p. 10]."
     eng, llm = engine(settings, [said, said])
