@@ -534,8 +534,8 @@ class FollowUps:
             return Standalone(out)
         out = _appended(base, question)
         log.info("follow-up %r: no rule or model rewrite held up; appended: %r", question, out)
-        # A Chinese follow-up appended to a Chinese question reads as one question ("…的收入是多少，同比增长了多少呢？"),
-        # which the model answered better than the follow-up after the earlier turn (dev: 6 lost, 1 gained);
+        # A Chinese follow-up appended to a Chinese question reads as one question ("…的收入是多少，同比增长了
+        # 多少呢？"), which the model answered better than the follow-up after the earlier turn (dev: 6 lost, 1 gained);
         # elsewhere the model answered the earlier half of the patchwork (docs/answer.md).
         both_zh = detect_lang(question) == detect_lang(base) == "zh"
         return Standalone(out, None if both_zh else base)

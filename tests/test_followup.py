@@ -293,10 +293,11 @@ def test_a_follow_up_no_rule_writes_out_is_answered_after_the_turn_it_leans_on(t
 
 
 def test_a_chinese_follow_up_to_a_chinese_question_is_asked_appended(tmp_path):
-    """"…的收入是多少，同比增长了多少呢？" is one fluent Chinese question: the model gets it as it is, no earlier turn."""
+    """"…的收入是多少，同比增长了多少呢？" reads as one Chinese question: the model gets it as it is."""
     llm = ScriptedLLM(["同比增长63% [p. 20]。"])
     eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
-    ans = eng.ask("同比增长了多少？", history=[("美国六大科技公司的资本支出是多少？", "根据报告，2120亿美元 [p. 20]。")])
+    history = [("美国六大科技公司的资本支出是多少？", "根据报告，2120亿美元 [p. 20]。")]
+    ans = eng.ask("同比增长了多少？", history=history)
     assert ans.standalone_question == "美国六大科技公司的资本支出是多少，同比增长了多少呢？"
     assert ans.leans_on is None
     prompt = _answer_prompt(llm)
