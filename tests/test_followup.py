@@ -275,18 +275,25 @@ def _answer_prompt(llm: ScriptedLLM) -> list:
     return next(c for c in llm.calls if any("Report excerpts" in m.content or "报告摘录" in m.content for m in c))
 
 
+def _follow_up(tmp_path, reply: str, history: list[tuple[str, str]], question: str, **settings):
+    """The engine's answer to a follow-up (the model scripted to reply once) and the prompt it answered from."""
+    llm = ScriptedLLM([reply])
+    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3, **settings), retriever=FakeRetriever(),
+                       llm=llm)
+    ans = eng.ask(question, history=history)
+    return ans, _answer_prompt(llm), eng.retriever.queries
+
+
 def test_a_follow_up_no_rule_writes_out_is_answered_after_the_turn_it_leans_on(tmp_path):
     """Retrieval gets the earlier question with the follow-up's words added; the model gets the conversation: the
     earlier question, its answer as the assistant's turn, then the follow-up as asked."""
-    llm = ScriptedLLM(["Over seventeen months [p. 30]."])
-    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
     history = [("How many weekly active users did ChatGPT have in April 2025?", "About 800MM [p. 30].")]
-    ans = eng.ask("Over how many months?", history=history)
+    ans, prompt, queries = _follow_up(tmp_path, "Over seventeen months [p. 30].", history, "Over how many months?")
     assert ans.standalone_question == ("How many weekly active users did ChatGPT have in April 2025, and over how "
                                        "many months?")
-    assert eng.retriever.queries == [ans.standalone_question]
+    assert queries == [ans.standalone_question]
     assert ans.leans_on == (history[0][0], history[0][1])
-    roles = [(m.role, m.content) for m in _answer_prompt(llm)]
+    roles = [(m.role, m.content) for m in prompt]
     assert roles[1] == ("user", "Question: " + history[0][0])
     assert roles[2] == ("assistant", history[0][1])
     assert roles[3][1].split("Question: ")[1].startswith("Over how many months?\n")
@@ -294,24 +301,20 @@ def test_a_follow_up_no_rule_writes_out_is_answered_after_the_turn_it_leans_on(t
 
 def test_a_chinese_follow_up_to_a_chinese_question_is_asked_appended(tmp_path):
     """"…的收入是多少，同比增长了多少呢？" reads as one Chinese question: the model gets it as it is."""
-    llm = ScriptedLLM(["同比增长63% [p. 20]。"])
-    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
     history = [("美国六大科技公司的资本支出是多少？", "根据报告，2120亿美元 [p. 20]。")]
-    ans = eng.ask("同比增长了多少？", history=history)
+    ans, prompt, _ = _follow_up(tmp_path, "同比增长63% [p. 20]。", history, "同比增长了多少？")
     assert ans.standalone_question == "美国六大科技公司的资本支出是多少，同比增长了多少呢？"
     assert ans.leans_on is None
-    prompt = _answer_prompt(llm)
     assert [m.role for m in prompt] == ["system", "user", "assistant"]  # the last is the Chinese prefill
     assert "问题：美国六大科技公司的资本支出是多少，同比增长了多少呢？\n" in prompt[1].content
 
 
 def test_the_earlier_turn_is_not_shown_when_turned_off(tmp_path):
-    llm = ScriptedLLM(["Over seventeen months [p. 30]."])
-    settings = load_settings(home=tmp_path, llm="fake", top_k=3, followup_turns=False)
-    eng = AnswerEngine(settings, retriever=FakeRetriever(), llm=llm)
-    ans = eng.ask("Over how many months?", history=[("How many weekly active users did ChatGPT have?", "800MM.")])
+    history = [("How many weekly active users did ChatGPT have?", "800MM.")]
+    ans, prompt, _ = _follow_up(tmp_path, "Over seventeen months [p. 30].", history, "Over how many months?",
+                                followup_turns=False)
     assert ans.leans_on is None
-    assert [m.role for m in _answer_prompt(llm)] == ["system", "user"]
+    assert [m.role for m in prompt] == ["system", "user"]
 
 
 @pytest.mark.parametrize("question, expected", [
