@@ -101,6 +101,21 @@ def test_english_and_chinese_answers_cite_pages_that_open_in_the_viewer(page):
     page.wait_for_function("!document.querySelector('#rq-chat .bot-row')")  # a new, empty conversation
 
 
+def test_a_follow_up_shows_the_question_it_was_answered_as(page):
+    """A two-turn conversation in the real chat: the follow-up's answer opens with the standalone question the
+    engine used (no rule writes "Over how many months?" out, so it is the earlier question with its words added,
+    answered after the earlier turn), and the conversation stays on screen."""
+    first = ask(page, "How many weekly active users did ChatGPT have in April 2025?")
+    assert "▍" not in first and not first.startswith("Answering"), first
+    answer = ask(page, "Over how many months?")
+    shown = answer.splitlines()[0]
+    assert shown.startswith("Answering: ") and "weekly active users" in shown and "over how many months" in shown, \
+        answer
+    assert len(answer.splitlines()) > 1 and "▍" not in answer, answer  # an answer (or refusal) below the line
+    assert page.locator("#rq-chat .user-row").count() == 2 and page.locator("#rq-chat .bot-row").count() == 2
+    assert page.outside == []
+
+
 def test_html_and_markdown_in_a_question_render_inert(page):
     nasty = ('<img src="http://203.0.113.7/x.png" onerror="window.__pwned=1"><script>window.__pwned=2</script> '
              'What does the report say about ![chart](http://203.0.113.7/chart.png) **AI** adoption?')
