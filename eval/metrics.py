@@ -268,7 +268,8 @@ TAGS = {"multi-fact": lambda r: bool(r.get("multi")), "follow-up": lambda r: "fo
 
 
 def aggregate(records: Sequence[dict], k: int) -> dict:
-    """Overall, per language, per kind, per language x kind and per tag (TAGS; only tags some record has)."""
+    """Overall, per language, per kind, per language x kind, per tag (TAGS; only tags some record has) and, for a run
+    of several QA files (a split), per file."""
     def groups(key: Callable[[dict], str]) -> dict:
         keys = sorted({key(r) for r in records})
         return {g: summarize([r for r in records if key(r) == g], k) for g in keys}
@@ -280,6 +281,7 @@ def aggregate(records: Sequence[dict], k: int) -> dict:
         "by_kind": groups(lambda r: r["kind"]),
         "by_lang_kind": groups(lambda r: f"{r['lang']}/{r['kind']}"),
         "by_tag": {tag: summarize(recs, k) for tag, recs in tagged.items() if recs},
+        "by_file": groups(lambda r: r.get("file", "")) if len({r.get("file") for r in records}) > 1 else {},
     }
 
 

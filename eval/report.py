@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 RETRIEVAL = ("hit@1", "hit@5", "mrr")
 ANSWER = ("answer_correct", "context_recall", "citation_precision", "number_faithfulness", "refusal_accuracy",
           "false_refusal_rate", "language_match")
+BY_FILE = ("hit@5", "answer_correct", "context_recall", "citation_precision", "refusal_accuracy", "false_refusal_rate")
 LATENCY = ("first_token_p50", "first_token_p95", "latency_p50", "latency_p95")
 # the table rows of a full run; the plots leave out what has no natural 0..1 "higher is better" reading
 ROWS = (*RETRIEVAL, "hit@10", *ANSWER, "cited_rate", *LATENCY)
@@ -257,6 +258,10 @@ def write_report(metrics: dict, records: dict[str, list[dict]], out: Path) -> Pa
                   "conversation items.", "", *cells]
         lines += _groups_as_rows(systems, "by_tag", (*RETRIEVAL, *(() if retrieval_only else (*ANSWER[:4],
                                                                                                "first_token_p50"))))
+    if any(m.get("by_file") for m in systems.values()):
+        lines += ["", "## By file", "", "The split's QA files one by one (a fresh file is the fairer measure of "
+                  "a set that was tuned on).", "", *cells]
+        lines += _groups_as_rows(systems, "by_file", BY_FILE)
     conv = metrics.get("conversations")
     if conv and (conv["followup_turns"] or conv["standalone_items"]):
         lines += _conversations(conv)

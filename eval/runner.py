@@ -79,6 +79,7 @@ class QAItem:
     followup: str | None = None  # what kind of follow-up `question` is (FOLLOWUPS); set exactly with history
     twin: str | None = None  # id of the standalone item asking the same in full
     multi: bool = False  # asks for several facts
+    file: str = ""  # name of the QA file it came from: the report breaks a run of several files down by file
 
 
 def _str_list(value) -> bool:
@@ -147,7 +148,7 @@ def load_qa(*paths: Path) -> list[QAItem]:
             if not line.strip():
                 continue
             try:
-                item = _item(json.loads(line), where.keys())
+                item = dataclasses.replace(_item(json.loads(line), where.keys()), file=path.name)
             except ValueError as e:  # json.JSONDecodeError is a ValueError
                 raise QAFormatError(f"{path}, line {n}: {e}") from e
             where[item.id] = f"{path}, line {n}"
@@ -287,6 +288,8 @@ def evaluate_item(item: QAItem, system: System, page_text: Callable[[int], str],
                 "twin": item.twin}
     if item.multi:
         rec["multi"] = True
+    if item.file:
+        rec["file"] = item.file
     query = item.question
     if conversation or not retrieval_only:
         try:

@@ -83,7 +83,8 @@ def test_a_twin_must_be_a_standalone_item_of_the_set(tmp_path):
     with pytest.raises(QAFormatError, match=r"a\.jsonl, line 1: 'twin' 'c-1-solo' is not a standalone item"):
         load_qa(alone)
     twin_elsewhere = write(tmp_path / "b.jsonl", [ITEMS[3]])
-    assert [it.id for it in load_qa(alone, twin_elsewhere)] == ["c-1", "c-1-solo"]  # files of a split are one set
+    both = load_qa(alone, twin_elsewhere)
+    assert [(it.id, it.file) for it in both] == [("c-1", "a.jsonl"), ("c-1-solo", "b.jsonl")]  # one set, two files
     with pytest.raises(QAFormatError, match="duplicate id 'c-1-solo'"):
         load_qa(alone, twin_elsewhere, twin_elsewhere)
     with pytest.raises(QAFormatError, match="is not a standalone item"):
@@ -102,7 +103,12 @@ def test_splits_read_their_files_and_skip_missing_ones(tmp_path, monkeypatch, ca
     assert run_eval(fake_settings, out=out, retrieval_only=True, retriever=FakeRetriever()) == 0  # default: dev
     meta = json.loads((out / "metrics.json").read_text())["meta"]
     assert meta["split"] == "dev" and meta["qa"] == "qa.jsonl, conv-dev.jsonl"
-    assert "Split dev" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Split dev" in report
+    # each file on its own too (retrieval only leaves c-1 out: a follow-up needs the model's earlier answers)
+    by_file = json.loads((out / "metrics.json").read_text())["systems"]["ours"]["by_file"]
+    assert {f: m["n"] for f, m in by_file.items()} == {"qa.jsonl": 2, "conv-dev.jsonl": 1}
+    assert "## By file" in report and "| qa.jsonl (n=2) |" in report
     (tmp_path / "qa-test-unanswerable.jsonl").unlink()
     with pytest.raises(QAFormatError, match="split test: none of its QA files exist"):
         run_eval(fake_settings, split="test", out=out, retrieval_only=True, retriever=FakeRetriever())
