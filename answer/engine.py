@@ -7,6 +7,7 @@ goes through this once per part (`followup.parts`), the answers joined."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 
@@ -35,13 +36,21 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
-from reportqa.answer.text import detect_lang, names, terms
+from reportqa.answer.text import detect_lang, names, squash, terms
 from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Rule, Token, Verdict
 from reportqa.errors import UserError
 from reportqa.index.types import PageHit
 from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Sentence ends of a checked answer: a Chinese full stop, or an English one followed by a space ("5.5x" stays whole).
+_SENTENCE = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+")
+
+
+def _said(sentence: str) -> str:
+    """A sentence as compared between parts: without its citations and spacing."""
+    return squash(without_citations(sentence))
 
 History = Sequence[tuple[str, str]]
 
@@ -121,12 +130,18 @@ class AnswerEngine:
         question is the question as asked with its first part written out from the conversation."""
         texts: list[str] = []
         cites: dict[int, Citation] = {}
+        said: set[str] = set()
         lead = prompts.PREFILL[lang]  # "根据报告，" once, not before every part
         for part, a in zip(asked, done, strict=True):
-            if a.refused or a.error:
+            new = [] if a.refused or a.error else self._new_sentences(a, said)
+            if not new:
+                a.refused = True
                 texts.append(prompts.PART_UNANSWERED[lang].format(part=part))
                 continue
-            texts.append(a.answer.removeprefix(lead) if lead and any(t.startswith(lead) for t in texts) else a.answer)
+            text = ("" if lang == "zh" else " ").join(new)
+            led = lead and a.answer.startswith(lead) and not any(t.startswith(lead) for t in texts)
+            texts.append(lead + text if led else text)
+            said.update(map(_said, new))
             for c in a.citations:
                 cites.setdefault(c.page, c)
         answered = any(not (a.refused or a.error) for a in done)
@@ -207,6 +222,19 @@ class AnswerEngine:
             yield finish(self._refusal_text(lang, sources, ans.unverified), refused=True)
             return
         yield finish(render(kept, lang), kept=kept)
+
+    def _new_sentences(self, a: Answer, said: set[str]) -> list[str]:
+        """The sentences of a part's answer that an earlier part's answer did not already say. A later part answered
+        with the earlier part's sentence word for word ("…资本支出为+21%…" for "同比增长多少？") was answered as the
+        earlier part, not as itself."""
+        out = []
+        for sentence in _SENTENCE.split(a.answer.removeprefix(prompts.PREFILL[a.lang]).strip()):
+            if sentence and _said(sentence) in said:
+                if self._checks(a).fire(Rule.REPEATED_PART, Verdict.WITHDRAWN, sentence, "an earlier part said it"):
+                    continue
+            if sentence:
+                out.append(sentence)
+        return out
 
     # ------------------------------------------------------------ steps
 

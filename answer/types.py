@@ -37,6 +37,8 @@ class Rule(StrEnum):
     MODEL_REFUSAL_RETRY = "model_refusal_retry"
     WITHDRAWN_ANSWER_RETRY = "withdrawn_answer_retry"
     EVIDENCE_QUOTE_FALLBACK = "evidence_quote_fallback"
+    # a question of several questions, when the parts' answers are joined
+    REPEATED_PART = "repeated_part"
 
 
 class Verdict(StrEnum):

@@ -876,6 +876,16 @@ def test_a_part_the_report_does_not_answer_is_named_beside_the_parts_it_does(uni
     assert not ans.refused and [c.page for c in ans.citations] == [10] and len(llm.calls) == 1
 
 
+def test_a_part_answered_with_an_earlier_part_s_sentence_counts_as_unanswered(unit_settings):
+    said = "ChatGPT reached 800MM weekly active users [p. 10]."
+    eng, llm = engine(unit_settings, [said, said])
+    ans = eng.ask("How many weekly active users does ChatGPT have? How fast did it grow?")
+    assert len(llm.calls) == 2
+    assert ans.answer == f"{said} I could not verify an answer to “How fast did it grow?”."
+    assert (Rule.REPEATED_PART, Verdict.WITHDRAWN) in [(c.rule, c.verdict) for c in ans.checks]
+    assert not ans.refused and [c.page for c in ans.citations] == [10]
+
+
 def test_backend_failure_returns_error_answer_with_pages(unit_settings):
     eng, _ = engine(unit_settings, lambda _m: ConnectionError("connection refused"))
     events = list(eng.stream("How many weekly active users does ChatGPT have?"))
