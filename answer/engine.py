@@ -18,6 +18,7 @@ from reportqa.answer.grounding import (
     Checks,
     Params,
     Source,
+    cited_pages,
     coverage,
     facts,
     fallback_answer,
@@ -44,8 +45,11 @@ from reportqa.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Sentence ends of a checked answer: a Chinese full stop, or an English one followed by a space ("5.5x" stays whole).
-_SENTENCE = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+")
+EARLIER_PAGES = 2  # pages of the earlier answer a follow-up's last resort may add to its retrieved pages
+
+# Sentence ends of a checked answer: a Chinese full stop, or an English one before the next sentence's capital
+# ("5.5x" and "[p. 5]" stay whole).
+_SENTENCE = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+(?=[A-Z“\"‘(])")
 
 
 def _said(sentence: str) -> str:
@@ -181,6 +185,8 @@ class AnswerEngine:
             hits = self.retriever.retrieve(ans.standalone_question, k=self.settings.top_k)
             named = self._named_pages(ans.standalone_question, hits)
             hits = [*named, *(h for h in hits if h.page not in {n.page for n in named})][: self.settings.top_k]
+            if resolved.appended and history and self.settings.followup_pages:
+                hits = self._with_earlier_pages(hits, history[-1][1])
             sources = [Source.build(h, self.retriever.page(h.page)) for h in hits]
         except UserError as e:
             yield finish(str(e), error=str(e))
@@ -379,6 +385,20 @@ class AnswerEngine:
             if record is not None:
                 out.append(PageHit(n, top, record.section, record.kind))
         return out
+
+    def _with_earlier_pages(self, hits: list[PageHit], earlier: str) -> list[PageHit]:
+        """A follow-up that no rule could write out ("Over how many years?" after a Chinese question) keeps little of
+        the earlier turn's topic in its words; the pages the earlier answer cited still hold it. Up to
+        EARLIER_PAGES of them not retrieved take the last places."""
+        have = {h.page for h in hits}
+        extra = [r for p in cited_pages(earlier) if p not in have and (r := self.retriever.page(p)) is not None]
+        extra = extra[:EARLIER_PAGES]
+        if not extra:
+            return hits
+        log.info("follow-up: pages %s of the earlier answer added", [r.page for r in extra])
+        last = min((h.score for h in hits), default=0.0)
+        keep = hits[: max(1, self.settings.top_k - len(extra))]
+        return [*keep, *(PageHit(r.page, last, r.section, r.kind) for r in extra)]
 
     def _unknown_names(self, question: str) -> list[str]:
         """Names in the question (Optimus, Hynix, Gaudi) that appear nowhere in the report: it cannot be about them."""

@@ -479,6 +479,7 @@ class Standalone(NamedTuple):
 
     question: str
     leans_on: str | None = None
+    appended: bool = False  # the last resort: the follow-up's words added to the earlier question
 
 
 class FollowUps:
@@ -538,7 +539,7 @@ class FollowUps:
         # 多少呢？"), which the model answered better than the follow-up after the earlier turn (dev: 6 lost, 1 gained);
         # elsewhere the model answered the earlier half of the patchwork (docs/answer.md).
         both_zh = detect_lang(question) == detect_lang(base) == "zh"
-        return Standalone(out, None if both_zh else base)
+        return Standalone(out, None if both_zh else base, appended=True)
 
     def _model(self, prompt: str, question: str, base: str) -> str | None:
         """The model's rewrite of `question` on `base`, if it passes the checks."""

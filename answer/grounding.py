@@ -316,6 +316,11 @@ def format_context(context: list[tuple[int, list[str]]]) -> str:
 _CITE = re.compile(
     r"\s*[\[【(（]\s*(?:(?:pp?|pages?|pg)\.?\s*|第\s*)?(?P<nums>\d{1,4}(?:\s*(?:[,，、;]|and|-|–)\s*(?:pp?\.?\s*)?\d{1,4})*)"
     r"\s*(?:页)?\s*[\]】)）]", re.I)
+def cited_pages(text: str) -> list[int]:
+    """The pages an answer cites, in order of first citation."""
+    return list(dict.fromkeys(p for m in _CITE.finditer(text) for p in _cite_pages(m.group("nums"))))
+
+
 def without_citations(text: str) -> str:
     """The model's text with its page references taken out (an answer shown unverified cites nothing)."""
     return _CITE.sub("", text).strip()

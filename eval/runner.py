@@ -58,7 +58,8 @@ FOLLOWUPS = ("ellipsis", "pronoun", "changed-year", "changed-unit", "changed-sub
 # settings that shape the results, recorded in metrics.json (no paths, hosts or secrets: results get committed)
 RECORDED_SETTINGS = ("embedder", "chunk_chars", "chunk_overlap", "top_k", "fusion", "rrf_k", "dense_weight",
                      "retrieval_candidates", "divider_weight", "llm", "llm_ctx", "llm_max_tokens", "llm_temperature",
-                     "answer_context_tokens", "answer_retry_context_tokens", "advisory_rules")
+                     "answer_context_tokens", "answer_retry_context_tokens", "advisory_rules", "followup_turns",
+                     "followup_pages")
 MAX_CONSECUTIVE_ERRORS = 5  # that many failures in a row means the system is down, not that some items are hard
 
 

@@ -886,6 +886,13 @@ def test_a_part_answered_with_an_earlier_part_s_sentence_counts_as_unanswered(un
     assert not ans.refused and [c.page for c in ans.citations] == [10]
 
 
+def test_a_chinese_part_keeps_its_citations_as_written_when_a_repeat_is_left_out(unit_settings):
+    said = "ChatGPT每周活跃用户达到8亿 [p. 10]。"
+    eng, _ = engine(unit_settings, [said, said + "增长了8倍 [p. 10]。"])
+    ans = eng.ask("ChatGPT的每周活跃用户有多少？增长了多少倍？")
+    assert ans.answer == "根据报告，" * ans.answer.startswith("根据报告，") + said + "增长了8倍 [p. 10]。"
+
+
 def test_backend_failure_returns_error_answer_with_pages(unit_settings):
     eng, _ = engine(unit_settings, lambda _m: ConnectionError("connection refused"))
     events = list(eng.stream("How many weekly active users does ChatGPT have?"))

@@ -299,6 +299,21 @@ def test_a_follow_up_no_rule_writes_out_is_answered_after_the_turn_it_leans_on(t
     assert roles[3][1].split("Question: ")[1].startswith("Over how many months?\n")
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_a_follow_up_no_rule_writes_out_also_gets_the_pages_the_earlier_answer_cited(tmp_path, on):
+    history = [("How many weekly active users did ChatGPT have in April 2025?", "About 800MM [p. 40].")]
+    ans, _, _ = _follow_up(tmp_path, "Over seventeen months [p. 10].", history, "Over how many months?",
+                           followup_pages=on)
+    pages = [p for p, _ in ans.retrieved]
+    assert len(pages) == 3 and pages[0] == 10 and (pages[-1] == 40 if on else 40 not in pages)
+
+
+def test_a_follow_up_written_out_by_a_rule_keeps_its_own_pages(tmp_path):
+    history = [("How many weekly active users did ChatGPT have in April 2025?", "About 800MM [p. 40].")]
+    ans, _, _ = _follow_up(tmp_path, "DeepSeek reached 54MM [p. 30].", history, "And DeepSeek?")
+    assert 40 not in [p for p, _ in ans.retrieved]
+
+
 def test_a_chinese_follow_up_to_a_chinese_question_is_asked_appended(tmp_path):
     """"…的收入是多少，同比增长了多少呢？" reads as one Chinese question: the model gets it as it is."""
     history = [("美国六大科技公司的资本支出是多少？", "根据报告，2120亿美元 [p. 20]。")]
