@@ -197,6 +197,23 @@ def grade_answer(*, answer: str, refused: bool, citations: Sequence[int], lang: 
     }
 
 
+def removed_kind(sentence: str, *, answer: str, refused: bool, gold: Sequence[int],
+                 must_include: Sequence[Sequence[str]], page_text: Callable[[int], str]) -> str | None:
+    """What a sentence a rule left out of the answer was, by the item's gold: "fact" when it held a required fact
+    that the answer as given lacks (harm), "claim" when it answered an unanswerable question or stated a figure that
+    no gold page prints (help: an unsupported claim removed), None otherwise (it said something the pages support,
+    or nothing the grades can tell)."""
+    if not gold:
+        return "claim"
+    had = groups_matched(must_include, answer) if not refused else [False] * len(must_include)
+    if any(said and not kept for said, kept in zip(groups_matched(must_include, sentence), had, strict=True)):
+        return "fact"
+    on_gold = [n for p in gold for n in numbers(normalize_text(page_text(p)), spelled=True)]
+    if any(not is_year(n) and not number_on(n, on_gold) for n in claimed_numbers(sentence)):
+        return "claim"
+    return None
+
+
 def failure_grades(gold: Sequence[int]) -> dict:
     """Grades of a generation that raised: a wrong answer, not a refusal, no language match."""
     answerable = bool(gold)
@@ -358,12 +375,16 @@ def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None)
     for rec in records:
         checks = [*rec.get("checks", []), *(c for t in rec.get("history", []) for c in t.get("checks", []))]
         for c in checks:
-            row = table.setdefault(c["rule"], {"fired": 0, "verdicts": {}})
+            row = table.setdefault(c["rule"], {"fired": 0, "verdicts": {}, "claims_removed": [], "facts_removed": []})
             row["verdicts"][c["verdict"]] = row["verdicts"].get(c["verdict"], 0) + 1
         for rule in dict.fromkeys(c["rule"] for c in checks):
             table[rule]["fired"] += 1
+        for removed in rec.get("grades", {}).get("removed", []):
+            ids = table[removed["rule"]][f"{removed['kind']}s_removed"]
+            if rec["id"] not in ids:
+                ids.append(rec["id"])
     for rule, measured in (ablation or {}).items():
-        table.setdefault(rule, {"fired": 0, "verdicts": {}}).update(
+        table.setdefault(rule, {"fired": 0, "verdicts": {}, "claims_removed": [], "facts_removed": []}).update(
             help=measured["help"], harm=measured["harm"], model_calls=measured["model_calls"])
     return dict(sorted(table.items()))
 

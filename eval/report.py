@@ -198,18 +198,23 @@ def _conversations(conv: dict) -> list[str]:
 def _rules(rules: dict) -> list[str]:
     ablated = any("help" in r for r in rules.values())
     lines = ["", "## Rules", "",
-             "fired: items on whose answers the rule acted or was recorded. "
+             "fired: items on whose answers the rule acted or was recorded. Sentences left out (rules that drop "
+             "sentences), by the item's gold: claims: items where one answered an unanswerable question or stated a "
+             "figure no gold page prints (an unsupported claim removed); facts: items where one held a required fact "
+             "the answer then lacked. "
              + ("help: items right with the rule (right answer, or an unanswerable question refused) and wrong with "
                 "it advisory; harm: the reverse; model calls: prompts of the ablation not in the store."
                 if ablated else "Help and harm come from `--replay DIR --ablate`."), ""]
     rows = []
     for rule, r in rules.items():
         verdicts = ", ".join(f"{v} {n}" for v, n in sorted(r["verdicts"].items()))
+        removed = [str(len(r.get("claims_removed", []))), str(len(r.get("facts_removed", [])))]
         measured = [str(len(r["help"])), str(len(r["harm"])), str(r["model_calls"]),
                     _cell(" ".join([*(f"+{i}" for i in r["help"]), *(f"−{i}" for i in r["harm"])]), 200)] \
             if "help" in r else ["–"] * 4
-        rows.append([rule, str(r["fired"]), verdicts, *measured])
-    return lines + _table(["rule", "fired", "verdicts", "help", "harm", "model calls", "items (+help −harm)"], rows)
+        rows.append([rule, str(r["fired"]), verdicts, *removed, *measured])
+    return lines + _table(["rule", "fired", "verdicts", "claims", "facts", "help", "harm", "model calls",
+                           "items (+help −harm)"], rows)
 
 
 def _replay(rp: dict) -> list[str]:

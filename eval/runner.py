@@ -39,6 +39,7 @@ from reportqa.eval.metrics import (
     grade_answer,
     grade_retrieval,
     outcome_right,
+    removed_kind,
     rule_table,
 )
 from reportqa.eval.replay import GENERATIONS, RecordingLLM, backend_prefill, load_store, model_id
@@ -328,6 +329,11 @@ def grade_record(rec: dict, item: QAItem, page_text: Callable[[int], str], k: in
             grades |= grade_answer(answer=rec["answer"], refused=rec["refused"], citations=rec["citations"],
                                    lang=item.lang, gold=item.pages, must_include=item.must_include,
                                    page_text=page_text, context=rec.get("context"))
+            # each sentence a rule left out, by what it was (harm: a required fact; help: an unsupported claim)
+            grades["removed"] = [
+                {"rule": c["rule"], "kind": kind} for c in rec.get("checks", []) if c["verdict"] == "dropped"
+                and (kind := removed_kind(c["subject"], answer=rec["answer"], refused=rec["refused"], gold=item.pages,
+                                          must_include=item.must_include, page_text=page_text))]
     return grades
 
 

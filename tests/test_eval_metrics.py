@@ -14,6 +14,8 @@ from reportqa.eval.metrics import (
     percentile,
     phrase_in,
     rank_of_gold,
+    removed_kind,
+    rule_table,
     strip_citations,
 )
 
@@ -228,3 +230,36 @@ def test_after_another_asks_each_standalone_question_after_the_previous_one_with
             {"id": "d", "question": "What share of US adults used ChatGPT in 2025?", "kind": "numeric"}]
     probe = after_another(recs)
     assert probe["n"] == 2 and [r["id"] for r in probe["flagged"]] == ["b"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what a rule left out
+
+GOLD_PAGE = {4: "CapEx of the Big Six reached $212B in 2024, +63% Y/Y."}
+
+
+@pytest.mark.parametrize("sentence, answer, gold, kind", [
+    # the sentence held the required figure and the answer as given lacks it: harm
+    ("CapEx reached $212B in 2024 [p. 4].", "CapEx grew 63% [p. 4].", [4], "fact"),
+    # the answer still says it elsewhere: nothing lost
+    ("CapEx reached $212B [p. 4].", "It was $212B in 2024 [p. 4].", [4], None),
+    # a figure no gold page prints: an unsupported claim removed
+    ("CapEx reached $950B in 2024 [p. 9].", "The report does not say.", [4], "claim"),
+    # supported, but not what was asked: neither
+    ("CapEx grew 63% in 2024 [p. 4].", "CapEx reached $212B [p. 4].", [4], None),
+    # any claim answering an unanswerable question
+    ("Tesla held $1.1T in cash [p. 181].", "The report does not say.", [], "claim"),
+])
+def test_a_left_out_sentence_is_a_fact_lost_or_a_claim_removed(sentence, answer, gold, kind):
+    assert removed_kind(sentence, answer=answer, refused=answer.startswith("The report"), gold=gold,
+                        must_include=[["212B", "2120亿"]] if gold else [],
+                        page_text=lambda p: GOLD_PAGE.get(p, "")) == kind
+
+
+def test_the_rule_table_counts_items_by_what_their_left_out_sentences_were():
+    recs = [{"id": "a", "checks": [{"rule": "number_not_on_page", "verdict": "dropped"}] * 2,
+             "grades": {"removed": [{"rule": "number_not_on_page", "kind": "claim"}] * 2}},
+            {"id": "b", "checks": [{"rule": "number_not_on_page", "verdict": "dropped"}],
+             "grades": {"removed": [{"rule": "number_not_on_page", "kind": "fact"}]}}]
+    row = rule_table(recs)["number_not_on_page"]
+    assert (row["fired"], row["claims_removed"], row["facts_removed"]) == (2, ["a"], ["b"])

@@ -344,12 +344,12 @@ def test_ablation_measures_each_rules_help_and_harm_on_replay(fake_settings, tmp
     metrics = json.loads((out / "metrics.json").read_text())
     # r-2's right answer was lost to the rule (harm); u-1's answer to an unanswerable question was stopped (help)
     assert metrics["rules"] == {"no_nine": {"fired": 2, "verdicts": {"refused": 2}, "help": ["u-1"], "harm": ["r-2"],
-                                            "model_calls": 0}}
+                                            "model_calls": 0, "claims_removed": [], "facts_removed": []}}
     assert metrics["replay"]["prompts_generated"] == 0 and metrics["replay"]["prompts_replayed"] == 3
     ablated = lines(out / "ablation.jsonl")
     assert [(r["id"], r["advisory"], r["refused"]) for r in ablated] == [("r-2", "no_nine", False),
                                                                          ("u-1", "no_nine", False)]
-    assert "| no_nine | 2 | refused 2 | 1 | 1 | 0 | +u-1 −r-2 |" in (out / "report.md").read_text()
+    assert "| no_nine | 2 | refused 2 | 0 | 0 | 1 | 1 | 0 | +u-1 −r-2 |" in (out / "report.md").read_text()
 
 
 
