@@ -116,6 +116,13 @@ def _zh_content(question: str) -> list[str]:
             and w.word not in _ZH_GENERIC]
 
 
+def _content(question: str, besides: str = "") -> int:
+    """How many content terms (English) or content words (Chinese) the question has, besides those of `besides`."""
+    if detect_lang(question) == "zh":
+        return len(set(_zh_content(question)) - set(_zh_content(besides)))
+    return len(terms(question) - terms(besides))
+
+
 def _thin(question: str) -> bool:
     """Too little to stand alone: fewer than two content terms, or in Chinese (which leaves the subject out freely)
     fewer than three content words (a year counts as one) unless one is a Latin name ("Starlink有多少用户？" stands
@@ -362,12 +369,26 @@ def subject(base: str, answer: str = "") -> str | None:
     return asked[0] if asked else None
 
 
+# The report as the one that says, uses or shows something: in the base ("Which era does the report say began in
+# 1981?") and then as the follow-up's pronoun ("What event in 1995 does it use to mark …?").
+_REPORT_DOES = re.compile(r"\b(?:does|did|do)\s+(?:the|this)\s+report\b|报告(?:说|认为|提到|指出|用|把|称|如何|怎么)",
+                          re.I)
+_IT_DOES = re.compile(r"\b(?:does|did|do)\s+it\s+(?:say|use|show|describe|call|cite|list|mention|define|mark|count|"
+                      r"give|quote|compare|name|estimate|put|treat|expect|predict|note)\b|它(?:说|认为|提到|指出|称)",
+                      re.I)
+THE_REPORT = {"en": "the report", "zh": "报告"}
+REPORT_FOLLOWUP_TERMS = 3  # content terms of its own a follow-up needs to stand alone with "the report"
+
+
 def _resolve_pronoun(base: str, question: str, answer: str = "") -> Merged | None:
     """"How fast did it grow?" after a question about ChatGPT: the pronoun becomes the base's subject (and the
     base's year, if the follow-up has none, is kept)."""
-    name = subject(base, answer)
+    report = _REPORT_DOES.search(base) and _IT_DOES.search(question) and not names(_SOURCE.sub(" ", base))
+    name = THE_REPORT[detect_lang(question)] if report else subject(base, answer)
     out = _named(question, name) if name else None
-    if out is None:
+    # the report, not a name its answer gave ("the PC era"); but only for a follow-up that says what it asks about
+    # ("What does it say about China?" after a question on AI adoption still needs the earlier question)
+    if out is None or (report and _content(out, name) < REPORT_FOLLOWUP_TERMS):
         return None
     for y in years(base) if not years(question) else ():
         out = _qualified(out, f"{y}年" if detect_lang(out) == "zh" else f"in {y}")

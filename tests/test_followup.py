@@ -135,6 +135,24 @@ def test_a_pronoun_after_a_which_question_is_the_name_the_answer_gave():
     assert out == "How many years did NVIDIA take to reach its first million developers?" and llm.calls == []
 
 
+@pytest.mark.parametrize("base, question, expected", [
+    # the report said, and "it" uses: the report, not the "PC" era the answer named
+    ("Which era does the report say began in 1981?",
+     "What event in 1995 does it use to mark the start of the desktop internet era?",
+     "What event in 1995 does the report use to mark the start of the desktop internet era?"),
+    ("报告如何描述AI的采用速度？", "它认为中国AI模型的训练成本有什么变化？",
+     "报告认为中国AI模型的训练成本有什么变化？"),
+    # too little of its own to stand alone with "the report": the earlier question is still needed
+    ("What does the report say about AI adoption?", "What does it say about China?",
+     "What does the report say about AI adoption, and what does it say about China?"),
+    # "it" that does something other than say or show is still the thing asked about
+    ("What does the report say about ChatGPT users?", "How fast did it grow?", "How fast did ChatGPT grow?"),
+])
+def test_it_is_the_report_when_both_turns_ask_what_the_report_says(base, question, expected):
+    fu = FollowUps(lambda: None, use_model=False)  # rules alone, as with the bundled model
+    assert fu.standalone(question, [(base, "The PC era, per the report [p. 335].")]) == expected
+
+
 def test_a_pronoun_for_what_was_said_is_left_to_the_model():
     base = "How fast was Microsoft's AI business growing year over year?"
     assert merge(base, "Who said it?") is None
