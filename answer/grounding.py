@@ -108,6 +108,11 @@ class Source:
     nums: list[Num]
 
     @cached_property
+    def hyphen_parts(self) -> frozenset[str]:
+        """The parts of the page's hyphenated terms, as terms ("co-ceo" -> "co", "ceo")."""
+        return frozenset(p for t in self.terms if "-" in t for p in terms(t.replace("-", " ")))
+
+    @cached_property
     def periods(self) -> frozenset[tuple[int, int]]:
         """The (year, month) pairs the page prints; read only for a question that names a month."""
         return periods(self.text)
@@ -125,10 +130,11 @@ class Source:
 
 
 def named_on(name: str, src: Source) -> bool:
-    """Is the name (a content term, lower case) on the page: as is, wrapped at its hyphen ("o3- mini"), or as the
-    words an acronym stands for ("fsd" on a page that says "Full Self-Driving", "fda": "Food and Drug
-    Administration")?"""
-    if name in src.terms or "-" in name and terms(name.replace("-", " ")) <= src.terms:
+    """Is the name (a content term, lower case) on the page: as is, wrapped at its hyphen ("o3- mini"), as a part
+    of a hyphenated word of the page ("co" and "ceo" of "co-CEOs", "saharan" of "Sub-Saharan": names are read a
+    capitalised word at a time), or as the words an acronym stands for ("fsd" on a page that says "Full
+    Self-Driving", "fda": "Food and Drug Administration")?"""
+    if name in src.terms or name in src.hyphen_parts or "-" in name and terms(name.replace("-", " ")) <= src.terms:
         return True
     pattern = spelled_out(name)
     return bool(pattern and pattern.search(src.text))

@@ -391,6 +391,18 @@ def test_figure_on_a_chart_value_line_counts_for_the_subject_its_title_names():
     assert g.kept and g.kept[0].pages == [173, 5]
 
 
+def test_a_name_read_from_half_a_hyphenated_word_is_on_the_page_that_prints_the_word():
+    page = PageRecord(305, "KoBold Metals AI-Driven Mining Exploration\n- KoBold Metals Co-Founder & CEO Kurt House, "
+                           "12/22", "", "s")
+    src = [Source.build(PageHit(305, 0.9, "", "content"), page)]
+    for answer in ("KoBold Metals Co-Founder & CEO Kurt House [p. 305].",  # "Co" was no name on the page
+                   "It uses AI-Driven Mining Exploration [p. 305]."):  # nor "Driven"
+        g = ground(answer, src, [305], question="Who leads KoBold Metals, and what does it do?")
+        assert g.kept and not dropped(g)
+    g = ground("KoBold Metals Co-Founder & CEO Jane Doe [p. 305].", src, [305], question="Who leads KoBold Metals?")
+    assert [r for r, _ in dropped(g)] == [Rule.NAME_NOT_ON_PAGE]
+
+
 def test_unsupported_sentence_is_dropped():
     g = ground("Paris is the capital of France [p. 10].", sources(10, 20), [10, 20])
     assert not g.kept and dropped(g) == [(Rule.SENTENCE_UNSUPPORTED, "no retrieved page supports it")]
