@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from reportqa.answer.text import cjk_count, spelled_out, squash, terms
+from reportqa.answer.text import ZH_STOP_CHARS, cjk_count, spelled_out, squash, terms
 from reportqa.ingest.records import PageRecord
 
 
@@ -60,6 +60,12 @@ def _cedict() -> dict[str, tuple[str, ...]]:
     return {w: tuple(parts) for w, parts in out.items() if parts}
 
 
+_PROPER = re.compile(r"^[A-Z][a-z]")  # a dictionary gloss that names something: "Xiaomi", "Oceania"
+
+
+def _loose(word: str) -> bool:
+    """A single Chinese character that is no function word, as jieba leaves around a name it does not know."""
+    return len(word) == 1 and bool(cjk_count(word)) and word not in ZH_STOP_CHARS
 MIN_PAGES = 2  # co-occurrence on one page is no evidence of translation
 MIN_ASSOC = 0.5  # cosine of the two terms' page sets
 MAX_SHARE = 0.25  # terms on more pages than this carry no signal (AI, 人工智能)
@@ -129,6 +135,26 @@ class Lexicon:
         for an acronym, the words it stands for ("WSJ": "Wall Street Journal")?"""
         pattern = spelled_out(name.lower())
         return bool(self.df(name)) or squash(name) in self._squashed or bool(pattern and pattern.search(self._text))
+
+    def unknown_zh_names(self, text: str) -> list[str]:
+        """Chinese names in the text that the report never mentions: words (jieba's, two characters or more) that
+        its Chinese block never uses and whose dictionary entry names something ("小米": "Xiaomi", "大洋洲":
+        "Oceania"; a capitalised gloss) that its English never mentions either. A name the report translates
+        ("奥特曼" for Altman) is in its Chinese block; one it leaves in English ("黄仁勋") is in its English."""
+        import jieba
+
+        _jieba_freq()
+        words = list(jieba.cut(text))
+        out = []
+        for i, word in enumerate(words):
+            if len(word) < 2 or cjk_count(word) != len(word) or word in self._text or word in out:
+                continue
+            if all(_loose(w) for w in words[max(i - 1, 0):i] + words[i + 1:i + 2]):
+                continue  # a piece of a name the dictionary lacks: 莱切 ("Lecce") of 布|莱切|利 (Bletchley)
+            named = [g.strip() for g in _cedict().get(word, ()) if _PROPER.match(g.strip())]
+            if named and not any(self.mentions(g) or any(self.df(t) for t in terms(g)) for g in named):
+                out.append(word)
+        return out
 
     def df(self, term: str) -> int:
         """On how many pages the term occurs (in its own language's block)."""

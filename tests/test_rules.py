@@ -109,6 +109,17 @@ def test_unknown_name_refusal(settings):
     assert "antarctica" in ans.checks[0].detail
 
 
+def test_a_chinese_name_the_report_never_mentions_in_either_language_is_unknown(settings):
+    """小米 is "Xiaomi" in the dictionary, and the pages say neither; 中国 is on them, and 布莱切利 (Bletchley, which the
+    dictionary lacks) is no 莱切 ("Lecce")."""
+    eng, llm = engine(settings, [])
+    ans = eng.ask("小米的月活跃用户有多少？")
+    assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
+    assert "小米" in ans.checks[0].detail
+    assert eng.lexicon.unknown_zh_names("DeepSeek在中国的月活跃用户有多少？") == []
+    assert eng.lexicon.unknown_zh_names("有多少个国家签署了《布莱切利宣言》？") == []
+
+
 def test_an_acronym_the_report_spells_out_is_no_unknown_name(settings):
     """p. 40's title is "Inference Costs Falling": "ICF" names it, as "WSJ" names the "Wall Street Journal"."""
     eng, _ = engine(settings, [])
