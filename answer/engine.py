@@ -22,6 +22,7 @@ from reportqa.answer.grounding import (
     coverage,
     facts,
     fallback_answer,
+    figures_absent,
     format_context,
     ground,
     in_lang,
@@ -195,7 +196,7 @@ class AnswerEngine:
         yield Evidence([s.page for s in sources])
 
         cov = coverage(ans.standalone_question, sources, self.lexicon)
-        if self._refuse_unasked(ans, cov, bool(named)):
+        if self._refuse_unasked(ans, sources, cov, bool(named)):
             text = self._refusal_text(lang, sources)
             ans.first_token_s = time.perf_counter() - t0
             yield Token(text)
@@ -247,7 +248,7 @@ class AnswerEngine:
     def _checks(self, ans: Answer) -> Checks:
         return Checks(self.params, ans.checks)
 
-    def _refuse_unasked(self, ans: Answer, cov: float, named: bool) -> bool:
+    def _refuse_unasked(self, ans: Answer, sources: list[Source], cov: float, named: bool) -> bool:
         """Refuse without asking the model when the question names what the report never mentions, or its terms are
         too few on the best retrieved page (unless it names a page)."""
         rec, question = self._checks(ans), ans.standalone_question
@@ -258,6 +259,9 @@ class AnswerEngine:
         if unknown := self._unknown_names(question):
             refuse |= rec.fire(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED, question,
                                "names the report never uses: " + ", ".join(unknown))
+        if absent := figures_absent(question, [n for s in sources for n in s.nums]):
+            refuse |= rec.fire(Rule.FIGURE_NOT_IN_REPORT, Verdict.REFUSED, question,
+                               "figures the report never states: " + ", ".join(absent))
         return refuse
 
     def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int], budget: int,

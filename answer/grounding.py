@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from reportqa.answer.lexicon import Lexicon
@@ -197,6 +197,22 @@ def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -
     if not total or not sources:
         return 0.0
     return max((q.hit(s.terms) + w_num * sum(number_on(n, s.nums) for n in q_nums)) / total for s in sources)
+
+
+FIGURE_SLACK = 0.1  # FIGURE_NOT_IN_REPORT: a question's figure within this share of a stated one is that one, rounded
+
+
+def figures_absent(question: str, stated: list[Num]) -> list[str]:
+    """The figures a question states (not years, page numbers or small counts) that none of the `stated` figures (the
+    retrieved pages') is, even rounded: "Why did ChatGPT reach 900MM weekly users?" rests on a figure the pages about
+    it do not give (they say 800MM), so the report cannot answer it."""
+    asked = [n for n in numbers(_NAMED_PAGE.sub(" ", question)) if _informative(n)]
+    return [n.text for n in asked if not any(number_on(near, stated) for near in _rounded(n))]
+
+
+def _rounded(n: Num) -> list[Num]:
+    """The figure, and the figure read loosely (FIGURE_SLACK either way): a reader's "about 2.7 million" for 2.6MM."""
+    return [n, replace(n, tol=max(n.tol, abs(n.value) * FIGURE_SLACK))]
 
 
 def on_topic(question: str, cited: list[Source], lex: Lexicon | None) -> bool:

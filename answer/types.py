@@ -17,6 +17,7 @@ class Rule(StrEnum):
     # before the model is asked
     LOW_COVERAGE_REFUSAL = "low_coverage_refusal"
     UNKNOWN_NAME_REFUSAL = "unknown_name_refusal"
+    FIGURE_NOT_IN_REPORT = "figure_not_in_report"
     # each sentence of the model's answer, in this order
     QUESTION_NOT_ANSWER = "question_not_answer"
     PAGE_NOT_RETRIEVED = "page_not_retrieved"

@@ -109,9 +109,22 @@ def test_unknown_name_refusal(settings):
     assert "antarctica" in ans.checks[0].detail
 
 
+def test_a_question_resting_on_a_figure_its_pages_never_state_is_refused(settings):
+    """p. 10 says 800MM: a question about 900MM asks about something the report does not say; "about 820 million"
+    is the same figure read loosely, and "page 10" is no figure."""
+    eng, llm = engine(settings, [])
+    ans = eng.ask("Why did ChatGPT reach 900MM weekly active users?")
+    assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.FIGURE_NOT_IN_REPORT, Verdict.REFUSED)]
+    assert "900MM" in ans.checks[0].detail
+    for question in ("How did ChatGPT reach about 820 million weekly active users?",
+                     "ChatGPT的每周活跃用户达到8亿用了多久？", "What does page 10 say about ChatGPT's weekly users?"):
+        eng, _ = engine(settings, ["ChatGPT reached 800MM weekly active users in 4/25 [p. 10]."])
+        assert Rule.FIGURE_NOT_IN_REPORT not in [c.rule for c in eng.ask(question).checks]
+
+
 def test_a_chinese_name_the_report_never_mentions_in_either_language_is_unknown(settings):
-    """小米 is "Xiaomi" in the dictionary, and the pages say neither; 中国 is on them, and 布莱切利 (Bletchley, which the
-    dictionary lacks) is no 莱切 ("Lecce")."""
+    """小米 is "Xiaomi" in the dictionary, and the pages say neither; 中国 is on them, and 布莱切利 (Bletchley,
+    which the dictionary lacks) is no 莱切 ("Lecce")."""
     eng, llm = engine(settings, [])
     ans = eng.ask("小米的月活跃用户有多少？")
     assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
