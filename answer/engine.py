@@ -38,7 +38,7 @@ from reportqa.answer.grounding import (
 )
 from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.llm import ChatLLM, Message, get_llm
-from reportqa.answer.text import detect_lang, names, squash, terms
+from reportqa.answer.text import asked_years, detect_lang, names, squash, terms
 from reportqa.answer.types import Answer, Citation, Event, Evidence, Final, Lang, Rule, Token, Verdict
 from reportqa.errors import UserError
 from reportqa.index.types import PageHit
@@ -262,6 +262,9 @@ class AnswerEngine:
         if absent := figures_absent(question, [n for s in sources for n in s.nums]):
             refuse |= rec.fire(Rule.FIGURE_NOT_IN_REPORT, Verdict.REFUSED, question,
                                "figures the report never states: " + ", ".join(absent))
+        if sources and (years := sorted(asked_years(question) - frozenset().union(*(s.years for s in sources)))):
+            refuse |= rec.fire(Rule.YEAR_NOT_ON_PAGES, Verdict.REFUSED, question,
+                               f"years no retrieved page prints: {', '.join(map(str, years))}")
         return refuse
 
     def _prompt(self, ans: Answer, sources: list[Source], named: frozenset[int], budget: int,

@@ -26,6 +26,7 @@ from reportqa.answer.text import (
     periods,
     spelled_out,
     squash,
+    stated_years,
     strip_axes,
     strip_squashed,
     terms,
@@ -106,6 +107,11 @@ class Source:
     plain: list[str]
     terms: frozenset[str]
     nums: list[Num]
+
+    @cached_property
+    def years(self) -> frozenset[int]:
+        """The years the page prints, in any form ("2024", "'24", "12/24", "Q1:25", "FY26")."""
+        return stated_years(self.text)
 
     @cached_property
     def hyphen_parts(self) -> frozenset[str]:

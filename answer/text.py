@@ -213,6 +213,34 @@ def _year(y: str) -> int:
     return int(_full_year(y)) if len(y) == 2 else int(y)
 
 
+_YEAR_DIGITS = re.compile(r"(?<![\d$])(?<!\d[.,])(19[89]\d|20[0-4]\d)(?!\d|[.,]\d|%|s\b)")
+_ZH_YEAR = re.compile(r"(?<![\d.])(?:(19[89]\d|20[0-4]\d)|(\d{2}))\s*年(?!代)")
+_NAME_BEFORE = re.compile(r"\b([A-Z][A-Za-z]*)\s+$")  # "Russell 2000", "Windows 2000": a name's number, no year
+_FISCAL = re.compile(r"\b(?:FY|CY|F|C)'?(\d{2})\b")
+
+
+def asked_years(question: str) -> frozenset[int]:
+    """The calendar years a question asks about: "in 2019", "2024年", "24年", "FY24", or a year of a month or quarter
+    it names. A number in a name is none ("Russell 2000", "罗素2000指数")."""
+    if cjk_count(question):
+        out = {int(y) if y else int(_full_year(yy)) for y, yy in _ZH_YEAR.findall(question)}
+    else:
+        out = set()
+        for m in _YEAR_DIGITS.finditer(question):
+            before = _NAME_BEFORE.search(question[: m.start()])
+            if not before or before.group(1).lower() in EN_STOP or before.group(1).lower() in MONTHS:
+                out.add(int(m.group(1)))
+    return frozenset(out | {y for y, _ in periods(question)})
+
+
+def stated_years(text: str) -> frozenset[int]:
+    """Every year a page prints in any form: "2024", "2024E", "C2024", "'24", "12/24", "Q1:25", "FY24", "2024年"."""
+    out = {int(y) for y in re.findall(r"(19[89]\d|20[0-4]\d)", text)}
+    out |= {int(n.value) for n in numbers(text) if n.tol == 0.5 and 1980 <= n.value <= 2049}
+    out |= {int(_full_year(yy)) for yy in _FISCAL.findall(text)}
+    return frozenset(out | {y for y, _ in periods(text)})
+
+
 def periods(text: str) -> frozenset[tuple[int, int]]:
     """The (year, month) pairs a text names: a question's "in April 2025" and a page's "(4/25)" meet on (2025, 4)."""
     out = {(_year(y), _MON3.index(m.lower()[:3]) + 1) for m, y in _MONTH_YEAR.findall(text)}

@@ -18,6 +18,7 @@ class Rule(StrEnum):
     LOW_COVERAGE_REFUSAL = "low_coverage_refusal"
     UNKNOWN_NAME_REFUSAL = "unknown_name_refusal"
     FIGURE_NOT_IN_REPORT = "figure_not_in_report"
+    YEAR_NOT_ON_PAGES = "year_not_on_pages"
     # each sentence of the model's answer, in this order
     QUESTION_NOT_ANSWER = "question_not_answer"
     PAGE_NOT_RETRIEVED = "page_not_retrieved"

@@ -11,6 +11,7 @@ import pytest
 from test_answer import engine, sources
 
 from reportqa.answer.grounding import Params, Source, ground
+from reportqa.answer.text import asked_years, stated_years
 from reportqa.answer.types import Rule, Verdict
 from reportqa.errors import UserError
 from reportqa.index.types import PageHit
@@ -120,6 +121,31 @@ def test_a_question_resting_on_a_figure_its_pages_never_state_is_refused(setting
                      "ChatGPT的每周活跃用户达到8亿用了多久？", "What does page 10 say about ChatGPT's weekly users?"):
         eng, _ = engine(settings, ["ChatGPT reached 800MM weekly active users in 4/25 [p. 10]."])
         assert Rule.FIGURE_NOT_IN_REPORT not in [c.rule for c in eng.ask(question).checks]
+
+
+def test_a_question_about_a_year_its_pages_never_print_is_refused(settings):
+    """p. 20 prints 2024 (and p. 10 "4/25"): a question about 2026 asks past what the report covers."""
+    eng, llm = engine(settings, [])
+    ans = eng.ask("What was the capex of the USA big six tech companies in 2026?")
+    assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.YEAR_NOT_ON_PAGES, Verdict.REFUSED)]
+    assert "2026" in ans.checks[0].detail
+    eng, _ = engine(settings, ["CapEx of the USA big six tech companies reached $212B in 2024 [p. 20]."])
+    assert Rule.YEAR_NOT_ON_PAGES not in [c.rule for c in eng.ask("2024年美国六大科技公司的资本支出是多少？").checks]
+
+
+@pytest.mark.parametrize("question, years", [
+    ("How many users in 2019?", {2019}), ("By 2030, how much?", {2030}), ("From 2014 to 2024, how fast?", {2014, 2024}),
+    ("In May 2025, which was first?", {2025}), ("2024年的数据", {2024}), ("25年4月的用户", {2025}),
+    # a name's number, a decade, an amount: no year
+    ("What share of Russell 2000 companies?", set()), ("罗素2000指数成分公司", set()), ("In the 1990s", set()),
+    ("$2024B", set()), ("2,024 users", set()),
+])
+def test_the_years_a_question_asks_about(question, years):
+    assert asked_years(question) == years
+
+
+def test_a_page_prints_a_year_in_any_form():
+    assert stated_years("CapEx 2014-2024, 12/24, Q1:25, FY26, '23, 2030E") == {2014, 2023, 2024, 2025, 2026, 2030}
 
 
 def test_a_chinese_name_the_report_never_mentions_in_either_language_is_unknown(settings):
