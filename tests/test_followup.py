@@ -318,7 +318,7 @@ def test_a_follow_up_no_rule_writes_out_is_answered_after_the_turn_it_leans_on(t
 
 
 @pytest.mark.parametrize("on", [True, False])
-def test_a_follow_up_no_rule_writes_out_also_gets_the_pages_the_earlier_answer_cited(tmp_path, on):
+def test_a_follow_up_no_rule_writes_out_can_get_the_pages_the_earlier_answer_cited(tmp_path, on):
     history = [("How many weekly active users did ChatGPT have in April 2025?", "About 800MM [p. 40].")]
     ans, _, _ = _follow_up(tmp_path, "Over seventeen months [p. 10].", history, "Over how many months?",
                            followup_pages=on)
@@ -328,7 +328,7 @@ def test_a_follow_up_no_rule_writes_out_also_gets_the_pages_the_earlier_answer_c
 
 def test_a_follow_up_written_out_by_a_rule_keeps_its_own_pages(tmp_path):
     history = [("How many weekly active users did ChatGPT have in April 2025?", "About 800MM [p. 40].")]
-    ans, _, _ = _follow_up(tmp_path, "DeepSeek reached 54MM [p. 30].", history, "And DeepSeek?")
+    ans, _, _ = _follow_up(tmp_path, "DeepSeek reached 54MM [p. 30].", history, "And DeepSeek?", followup_pages=True)
     assert 40 not in [p for p, _ in ans.retrieved]
 
 
