@@ -235,12 +235,11 @@ class AnswerEngine:
         with the earlier part's sentence word for word ("…资本支出为+21%…" for "同比增长多少？") was answered as the
         earlier part, not as itself."""
         out = []
-        for sentence in _SENTENCE.split(a.answer.removeprefix(prompts.PREFILL[a.lang]).strip()):
-            if sentence and _said(sentence) in said:
-                if self._checks(a).fire(Rule.REPEATED_PART, Verdict.WITHDRAWN, sentence, "an earlier part said it"):
-                    continue
-            if sentence:
-                out.append(sentence)
+        for sentence in filter(None, _SENTENCE.split(a.answer.removeprefix(prompts.PREFILL[a.lang]).strip())):
+            if _said(sentence) in said and self._checks(a).fire(Rule.REPEATED_PART, Verdict.WITHDRAWN, sentence,
+                                                                 "an earlier part said it"):
+                continue
+            out.append(sentence)
         return out
 
     # ------------------------------------------------------------ steps
@@ -250,7 +249,8 @@ class AnswerEngine:
 
     def _refuse_unasked(self, ans: Answer, sources: list[Source], cov: float, named: bool) -> bool:
         """Refuse without asking the model when the question names what the report never mentions, or its terms are
-        too few on the best retrieved page (unless it names a page)."""
+        too few on the best retrieved page (unless it names a page), or it states a figure or asks about a year that
+        no retrieved page prints (both advisory by default)."""
         rec, question = self._checks(ans), ans.standalone_question
         refuse = False
         if cov < self.params.min_coverage and not named:
@@ -261,7 +261,7 @@ class AnswerEngine:
                                "names the report never uses: " + ", ".join(unknown))
         if absent := figures_absent(question, [n for s in sources for n in s.nums]):
             refuse |= rec.fire(Rule.FIGURE_NOT_IN_REPORT, Verdict.REFUSED, question,
-                               "figures the report never states: " + ", ".join(absent))
+                               "figures no retrieved page states: " + ", ".join(absent))
         if sources and (years := sorted(asked_years(question) - frozenset().union(*(s.years for s in sources)))):
             refuse |= rec.fire(Rule.YEAR_NOT_ON_PAGES, Verdict.REFUSED, question,
                                f"years no retrieved page prints: {', '.join(map(str, years))}")
