@@ -220,8 +220,8 @@ _FISCAL = re.compile(r"\b(?:FY|CY|F|C)'?(\d{2})\b")
 
 
 def asked_years(question: str) -> frozenset[int]:
-    """The calendar years a question asks about: "in 2019", "2024年", "24年", "FY24", or a year of a month or quarter
-    it names. A number in a name is none ("Russell 2000", "罗素2000指数")."""
+    """The calendar years a question asks about: "in 2019", "2024年", "24年", or a year of a month or quarter it
+    names. A number in a name is none ("Russell 2000", "罗素2000指数")."""
     if cjk_count(question):
         out = {int(y) if y else int(_full_year(yy)) for y, yy in _ZH_YEAR.findall(question)}
     else:

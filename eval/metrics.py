@@ -368,6 +368,10 @@ def after_another(records: Sequence[dict]) -> dict:
     return {"n": max(len(solo) - 1, 0), "flagged": flagged}
 
 
+def _rule_row() -> dict:
+    return {"fired": 0, "verdicts": {}, "claims_removed": [], "facts_removed": []}
+
+
 def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None) -> dict[str, dict]:
     """rule -> fired (items on any of whose answers it fired), verdicts (firings by verdict) and, from an ablation
     (eval/runner.py), help and harm (item ids) and the prompts that needed the model."""
@@ -375,7 +379,7 @@ def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None)
     for rec in records:
         checks = [*rec.get("checks", []), *(c for t in rec.get("history", []) for c in t.get("checks", []))]
         for c in checks:
-            row = table.setdefault(c["rule"], {"fired": 0, "verdicts": {}, "claims_removed": [], "facts_removed": []})
+            row = table.setdefault(c["rule"], _rule_row())
             row["verdicts"][c["verdict"]] = row["verdicts"].get(c["verdict"], 0) + 1
         for rule in dict.fromkeys(c["rule"] for c in checks):
             table[rule]["fired"] += 1
@@ -384,7 +388,7 @@ def rule_table(records: Sequence[dict], ablation: dict[str, dict] | None = None)
             if rec["id"] not in ids:
                 ids.append(rec["id"])
     for rule, measured in (ablation or {}).items():
-        table.setdefault(rule, {"fired": 0, "verdicts": {}, "claims_removed": [], "facts_removed": []}).update(
+        table.setdefault(rule, _rule_row()).update(
             help=measured["help"], harm=measured["harm"], model_calls=measured["model_calls"])
     return dict(sorted(table.items()))
 
