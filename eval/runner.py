@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 EVAL_DIR = Path(__file__).resolve().parent
 DEFAULT_QA = EVAL_DIR / "qa.jsonl"
 # The QA files of each split, in eval/. Tune on dev; run test once at the end and report both (docs/eval.md).
-SPLITS = {"dev": ("qa.jsonl", "qa-dev2.jsonl", "conv-dev.jsonl", "conv-dev2.jsonl"),
+SPLITS = {"dev": ("qa.jsonl", "qa-dev2.jsonl", "qa-dev3.jsonl", "conv-dev.jsonl", "conv-dev2.jsonl",
+                 "conv-dev3.jsonl"),
           "test": ("qa-test.jsonl", "qa-test-unanswerable.jsonl", "conv-test.jsonl")}
 LANGS = ("en", "zh")
 KINDS = ("fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable")

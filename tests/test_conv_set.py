@@ -1,5 +1,5 @@
-"""The conversation QA sets (eval/conv-dev.jsonl, eval/conv-dev2.jsonl, eval/conv-test.jsonl) checked against the
-bundled report.
+"""The conversation QA sets (eval/conv-dev.jsonl, eval/conv-dev2.jsonl, eval/conv-dev3.jsonl, eval/conv-test.jsonl)
+checked against the bundled report.
 
 A conversation item is a follow-up question (`question`) asked after the earlier user turns in `history`; its gold
 describes that graded turn. Each has a standalone twin (`<id>-solo`, no history) asking the same thing in full, with
@@ -27,13 +27,16 @@ from test_qa_set import (  # tests/ is on sys.path (rootdir-relative test module
 )
 
 EVAL = Path(__file__).resolve().parent.parent / "eval"
-SETS = {"dev": ("conv-dev.jsonl", "cd"), "dev2": ("conv-dev2.jsonl", "cd2"), "test": ("conv-test.jsonl", "ct")}
+SETS = {"dev": ("conv-dev.jsonl", "cd"), "dev2": ("conv-dev2.jsonl", "cd2"), "dev3": ("conv-dev3.jsonl", "cd3"),
+        "test": ("conv-test.jsonl", "ct")}
 FOLLOWUPS = {"ellipsis", "pronoun", "changed-year", "changed-unit", "changed-subject", "unanswerable", "new-topic"}
 PAIRS = {("en", "en"), ("zh", "zh"), ("en", "zh"), ("zh", "en")}
 # The test split's gold pages were drawn at random, so it cannot lean on pages the dev split was tuned on.
 TEST_PAGE_SAMPLE = set(random.Random(7).sample(range(4, 338), 60))
 # The dev2 conversations' gold pages come from their own draw (docs/qa-set.md, "The dev2 conversations").
 DEV2_PAGE_SAMPLE = set(random.Random(2026).sample(range(4, 338), 80))
+# ... and the dev3 files' (conversations and qa-dev3.jsonl) from theirs (docs/qa-set.md, "The dev3 questions").
+DEV3_PAGE_SAMPLE = set(random.Random(2027).sample(range(4, 338), 120))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +51,11 @@ class ConvMix:
     two_turn: int = 10
 
 
-# dev2 is half the size of the other two: 24 conversations, >= 5 per language pair, >= 6 of each length.
+# dev2 is half the size of the other two: 24 conversations, >= 5 per language pair, >= 6 of each length. dev3 is
+# smaller still and leans on new topics (>= 5; ellipsis and pronouns then need >= 5 each, so >= 20 conversations).
 MIX = {"dev": ConvMix(), "test": ConvMix(),
-       "dev2": ConvMix(conversations=24, per_pair=5, new_topic=4, unanswerable=3, three_turn=6, two_turn=6)}
+       "dev2": ConvMix(conversations=24, per_pair=5, new_topic=4, unanswerable=3, three_turn=6, two_turn=6),
+       "dev3": ConvMix(conversations=20, per_pair=5, new_topic=5, unanswerable=3, three_turn=6, two_turn=6)}
 
 
 def load(name: str) -> list[dict]:
@@ -143,19 +148,41 @@ def test_mix(split):
 
 
 def test_splits_use_different_pages():
-    dev, dev2, test = ({p for item in load(name) for p in item["pages"]} for name in ("dev", "dev2", "test"))
+    dev, dev2, dev3, test = ({p for item in load(name) for p in item["pages"]}
+                             for name in ("dev", "dev2", "dev3", "test"))
     assert not dev & test, sorted(dev & test)
     assert not dev2 & test, sorted(dev2 & test)
+    assert not dev3 & test, sorted(dev3 & test)
     assert test <= TEST_PAGE_SAMPLE, sorted(test - TEST_PAGE_SAMPLE)
     assert dev2 <= DEV2_PAGE_SAMPLE, sorted(dev2 - DEV2_PAGE_SAMPLE)
+    # dev3 also stays off the whole conv-test sample, not only off the pages conv-test used
+    assert dev3 <= DEV3_PAGE_SAMPLE - TEST_PAGE_SAMPLE, sorted(dev3 - (DEV3_PAGE_SAMPLE - TEST_PAGE_SAMPLE))
 
 
-def test_dev2_uses_no_absent_term_of_the_test_conversations():
+def read_items(*paths: Path) -> list[dict]:
+    return [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def test_qa_dev3_stays_off_the_held_out_pages_and_terms():
+    """qa-dev3.jsonl's gold pages come from the same draw as the dev3 conversations, off the conv-test sample and
+    off every gold page of the test split; its absent terms are none of the test split's."""
+    qa = read_items(EVAL / "qa-dev3.jsonl")
+    held_out = read_items(*sorted(EVAL.glob("qa-test*.jsonl")), EVAL / SETS["test"][0])
+    pages = {p for item in qa for p in item["pages"]}
+    assert pages <= DEV3_PAGE_SAMPLE - TEST_PAGE_SAMPLE, sorted(pages - (DEV3_PAGE_SAMPLE - TEST_PAGE_SAMPLE))
+    assert not pages & {p for item in held_out for p in item["pages"]}
+    terms = {t.casefold() for item in held_out for t in item.get("absent", [])}
+    assert not [t for item in qa for t in item.get("absent", []) if t.casefold() in terms]
+
+
+@pytest.mark.parametrize("name", ["dev2", "dev3"])
+def test_fresh_dev_uses_no_absent_term_of_the_test_conversations(name):
     terms = {t.casefold() for item in load("test") for t in item.get("absent", [])}
-    assert not [t for item in load("dev2") for t in item.get("absent", []) if t.casefold() in terms]
+    assert not [t for item in load(name) for t in item.get("absent", []) if t.casefold() in terms]
 
 
-@pytest.mark.parametrize("name", ["dev", "dev2"])
+@pytest.mark.parametrize("name", ["dev", "dev2", "dev3"])
 def test_dev_stays_off_the_held_out_qa_test_split(name):
     """Follow-up handling is tuned on the dev conversations, so they use neither a gold page nor an absent term of
     the held-out QA test files (eval/qa-test*.jsonl)."""

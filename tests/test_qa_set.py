@@ -1,5 +1,5 @@
-"""The evaluation QA sets (eval/qa.jsonl and eval/qa-dev2.jsonl = `dev`, eval/qa-test*.jsonl = `test`) checked against
-the bundled report as segmented by the real ingest stage.
+"""The evaluation QA sets (eval/qa.jsonl, eval/qa-dev2.jsonl and eval/qa-dev3.jsonl = `dev`, eval/qa-test*.jsonl =
+`test`) checked against the bundled report as segmented by the real ingest stage.
 
 Passing means two things at once: every answerable item's must_include facts are printed on its gold pages (so the
 set is answerable from those pages), and the segmenter put that text on those printed page numbers. Unanswerable items
@@ -44,9 +44,13 @@ QA_FILES = {
     # fresh dev questions on pages no other file uses (docs/qa-set.md, "The dev2 questions")
     "qa-dev2.jsonl": Mix(id_prefix="d2-", items=72, zh_share=0.40, kinds={"cross-lingual": 40, "unanswerable": 20},
                          multi=12),
+    # fresh dev questions from their own page draw (docs/qa-set.md, "The dev3 questions"); no content page of section 6
+    # or the summary was drawn, so not all sections are covered
+    "qa-dev3.jsonl": Mix(id_prefix="d3-", items=44, zh_share=0.45, kinds={"cross-lingual": 16, "unanswerable": 18},
+                         multi=6),
 }
 # Conversation files, whose ids share the namespace of the QA files when a split runs them together.
-CONV_FILES = ("conv-dev.jsonl", "conv-dev2.jsonl", "conv-test.jsonl")
+CONV_FILES = ("conv-dev.jsonl", "conv-dev2.jsonl", "conv-dev3.jsonl", "conv-test.jsonl")
 
 LANGS = {"en", "zh"}
 KINDS = {"fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable"}
