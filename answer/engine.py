@@ -408,12 +408,12 @@ class AnswerEngine:
         return [*keep, *(PageHit(r.page, last, r.section, r.kind) for r in extra)]
 
     def _unknown_names(self, question: str) -> list[str]:
-        """Names in the question (Optimus, Hynix, Gaudi; 小米) that appear nowhere in the report: it cannot be about
-        them."""
+        """Names in the question (Optimus, Hynix, Gaudi; 小米; Llama 5) that appear nowhere in the report: it cannot be
+        about them."""
         if self.lexicon is None:
             return []
         return sorted([n for n in names(question) if not self.lexicon.mentions(n)]
-                      + self.lexicon.unknown_zh_names(question))
+                      + self.lexicon.unknown_zh_names(question) + self.lexicon.unknown_versions(question))
 
     @staticmethod
     def _refusal_text(lang: Lang, sources: list[Source], unverified: bool = False) -> str:

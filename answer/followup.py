@@ -355,6 +355,11 @@ _SOURCE = re.compile(r"\b(?i:according to|per|by)\s+(?:the\s+)?(?:[A-Z][\w&.-]*\
 # A question that asks for a name ("Which chipmaker …?") has its subject in the answer.
 _ASKS_NAME = re.compile(r"^\s*(?:which|who|what (?:company|firm|chipmaker|model|country))\b"
                         "|哪家|哪个|哪款|哪位|哪一|谁", re.I)
+# A question that asks which company or model did something is about the one its answer names, whatever else it
+# names: "it" is then that company. (Not "who": "he" is left to the model, since a rule that took a question's or an
+# answer's first name for "he" took conferences and companies for people on dev.)
+_ASKS_THING = re.compile(r"^\s*which\s+(?:[\w-]+\s+)?(?:company|companies|firm|chipmaker|startup|lab|provider|platform|"
+                         r"product|app|model|country)\b|哪家", re.I)
 _CITE = re.compile(r"\[p\. \d+\]|第\d+页")
 # "Who said it?": the pronoun is what was said, not a name.
 _SAID = re.compile(r"\b(?:said|says|say|claimed|wrote|predicted|mean|means)\s+(?:it|that|this)\b", re.I)
@@ -362,10 +367,13 @@ _SAID = re.compile(r"\b(?:said|says|say|claimed|wrote|predicted|mean|means)\s+(?
 
 def subject(base: str, answer: str = "") -> str | None:
     """What the base question is about: its first name that is not a cited source, or, when it names none and asks
-    for one ("Which mining company …?"), the first new name of its answer."""
+    for one ("Which mining company …?") or asks which company whatever it names ("Which company does the report call
+    one of the fastest-scaling cloud GPU providers?" is about CoreWeave, not GPUs), the first new name of its
+    answer."""
     asked = names(_SOURCE.sub(" ", base))
-    if not asked and _ASKS_NAME.search(base):
-        asked = [n for n in names(_CITE.sub(" ", answer)) if not _has(base, n)]
+    if not asked and _ASKS_NAME.search(base) or _ASKS_THING.search(base):
+        given = [n for n in names(_CITE.sub(" ", answer), opener=True) if not _has(base, n)]
+        asked = given or asked
     return asked[0] if asked else None
 
 
@@ -392,7 +400,8 @@ def _resolve_pronoun(base: str, question: str, answer: str = "") -> Merged | Non
         return None
     for y in years(base) if not years(question) else ():
         out = _qualified(out, f"{y}年" if detect_lang(out) == "zh" else f"in {y}")
-    return out, ""
+    # a name the answer gave stands for the base's whole description of it ("cloud GPU providers"), names and all
+    return out, "" if report or _has(base, name) else base
 
 
 def _named(question: str, name: str) -> str | None:

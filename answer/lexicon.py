@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from reportqa.answer.text import ZH_STOP_CHARS, cjk_count, spelled_out, squash, terms
+from reportqa.answer.text import ZH_STOP_CHARS, cjk_count, names, spelled_out, squash, terms
 from reportqa.ingest.records import PageRecord
 
 
@@ -61,6 +61,13 @@ def _cedict() -> dict[str, tuple[str, ...]]:
 
 
 _PROPER = re.compile(r"^[A-Z][a-z]")  # a dictionary gloss that names something: "Xiaomi", "Oceania"
+# A people's or country's adjective names the country: "Korean" is "Korea", "Japanese" "Japan", "Canadian" "Canada".
+_DEMONYM_ENDINGS = ("ian", "ese", "ish", "an", "n", "i")
+# A name with a version number: "Llama 5", "GPT-5", "Sora 2", "Claude 3.7"; not a count ("Tesla 5年内", "5.5x").
+_VERSION = (r"[ ‑-]?(\d{1,2}(?:\.\d)?)(?![\d./%:,])(?!\s?(?:[xXBMK](?![A-Za-z])|年|月|日|个|家|天|倍|亿|万|"
+            r"(?:years?|months?|days?|times|million|billion)\b))")
+_VERSIONED = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z]+)" + _VERSION)
+DEMONYM_STEM = 4  # the shortest stem read as a country's name ("Ital" of "Italian")
 
 
 def _loose(word: str) -> bool:
@@ -134,7 +141,34 @@ class Lexicon:
         """Does the report use this name anywhere (spacing, case and hyphens aside: "o3-mini" ~ "o3‑mini"), or,
         for an acronym, the words it stands for ("WSJ": "Wall Street Journal")?"""
         pattern = spelled_out(name.lower())
-        return bool(self.df(name)) or squash(name) in self._squashed or bool(pattern and pattern.search(self._text))
+        return bool(self.df(name)) or squash(name) in self._squashed or bool(pattern and pattern.search(self._text)) \
+            or self._demonym_of_known(name)
+
+    def _demonym_of_known(self, name: str) -> bool:
+        """"South Korean" when the report writes "South Korea": the last word, less a demonym ending, starts one of
+        the report's terms at most two letters longer ("Canadian": canad|a), and the name so spelled is in it."""
+        head, _, last = name.lower().rpartition(" ")
+        for ending in _DEMONYM_ENDINGS:
+            stem = last.removesuffix(ending)
+            if stem == last or len(stem) < DEMONYM_STEM or cjk_count(stem):
+                continue
+            for term in (t for t in self._en if t.startswith(stem) and len(t) - len(stem) <= 2):
+                if squash(f"{head} {term}") in self._squashed:
+                    return True
+        return False
+
+    def unknown_versions(self, text: str) -> list[str]:
+        """Versions of a name the report uses that it never mentions: "Llama 5" where it writes Llama 3 and 4, "Sora
+        2" where it writes Sora alone. A later or another model than the report covers."""
+        named = {part for n in names(text) for part in re.split("[‑-]", n)}  # "gpt" of the term "gpt-5"
+        return [m.group(0) for m in _VERSIONED.finditer(text) if m.group(1).lower() in named
+                and self.mentions(m.group(1)) and m.group(2) not in self._versions(m.group(1))]
+
+    @lru_cache(maxsize=256)  # noqa: B019 (one Lexicon per engine, kept for the process)
+    def _versions(self, name: str) -> frozenset[str]:
+        """The version numbers the report writes after the name ("Llama 3.1", "GPT-4o", "Trainium2")."""
+        after = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}" + _VERSION, re.I)
+        return frozenset(after.findall(self._text))
 
     def unknown_zh_names(self, text: str) -> list[str]:
         """Chinese names in the text that the report never mentions: words (jieba's, two characters or more) that

@@ -194,8 +194,8 @@ def numbers(text: str, spelled: bool = False) -> list[Num]:
 
 
 # Month-level periods: "October 2005", "May 19, 2025", "5/15/25", "3/22-11/24", "2024年11月", "25年4月", quarters
-# ("Q1:25", "FQ4:25", "1Q25", "Q3 2024", "2025年第一季度") as their three months. Years alone are not periods here:
-# an answer's "2024" is read off "C2024", "2024E" or a timeline far too loosely for a check.
+# ("Q1:25", "FQ4:25", "1Q25", "Q3 2024", "2025年第一季度", "the fourth quarter of 2025") as their three months. Years
+# alone are not periods here: an answer's "2024" is read off "C2024", "2024E" or a timeline far too loosely for a check.
 _MON3 = [m[:3] for m in MONTHS]
 _MONTH_YEAR = re.compile(r"\b(" + "|".join(_MON3) + r")[a-z]*\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?((?:19|20)\d{2})\b",
                          re.I)
@@ -205,8 +205,10 @@ _QUARTERS = [re.compile(p, re.I) for p in (
     r"\b[FC]?Q(?P<q>[1-4])\s*(?:[:']\s*|\s+(?:of\s+)?(?=(?:19|20)\d{2}))?(?P<y>(?:19|20)?\d{2})\b",  # Q1:25, Q3 2024
     r"\b(?P<q>[1-4])Q\s*(?P<y>(?:19|20)?\d{2})\b",  # 1Q25
     r"\b(?P<y>(?:19|20)\d{2})\s*Q(?P<q>[1-4])\b",  # 2024 Q2
-    r"(?P<y>(?:19|20)?\d{2})\s?年\s?(?:第\s?)?(?P<q>[一二三四1-4])\s?季度")]  # 2025年第一季度
-_ZH_DIGIT = {"一": "1", "二": "2", "三": "3", "四": "4"}
+    r"(?P<y>(?:19|20)?\d{2})\s?年\s?(?:第\s?)?(?P<q>[一二三四1-4])\s?季度",  # 2025年第一季度
+    r"\b(?P<q>first|second|third|fourth|[1-4](?:st|nd|rd|th))\s+(?:(?:fiscal|calendar)\s+)?quarter\s+(?:of\s+|in\s+)?"
+    r"(?:(?:fiscal|calendar)\s+)?(?P<y>(?:19|20)\d{2})\b")]  # the fourth quarter of 2025
+_QUARTER_NUMBER = {"一": "1", "二": "2", "三": "3", "四": "4", "first": "1", "second": "2", "third": "3", "fourth": "4"}
 
 
 def _year(y: str) -> int:
@@ -248,7 +250,7 @@ def periods(text: str) -> frozenset[tuple[int, int]]:
     out |= {(_year(y), int(m)) for y, m in _ZH_MONTH.findall(text)}
     for pattern in _QUARTERS:
         for m in pattern.finditer(text):
-            q = int(_ZH_DIGIT.get(m["q"], m["q"]))
+            q = int(_QUARTER_NUMBER.get(m["q"].lower(), m["q"][0]))
             out |= {(_year(m["y"]), month) for month in range(3 * q - 2, 3 * q + 1)}
     return frozenset(out)
 

@@ -81,9 +81,9 @@ def unit_settings(tmp_path):
     return load_settings(home=tmp_path, llm="fake", top_k=3, advisory_rules="")
 
 
-def engine(settings, replies):
+def engine(settings, replies, pages=PAGES):
     llm = ScriptedLLM(replies)
-    return AnswerEngine(settings, retriever=FakeRetriever(), llm=llm), llm
+    return AnswerEngine(settings, retriever=FakeRetriever(pages), llm=llm), llm
 
 
 def sources(*pages):
@@ -146,7 +146,8 @@ def test_a_dates_month_and_day_are_not_figures(answer, page):
 @pytest.mark.parametrize("question, page", [
     ("What was it in April 2025?", "Source: company blog (4/25)"), ("截至2024年11月有多少？", "3/22-11/24"),
     ("on 5/15/25", "Market Cap as of May 15, 2025"), ("2025年第一季度", "Q1:25"), ("in Q4 2024", "FQ4:24 revenue"),
-    ("2025年3月", "1Q25"),
+    ("2025年3月", "1Q25"), ("in the fourth quarter of 2024", "FQ4:24 revenue"),
+    ("the 1st quarter of fiscal 2025", "Q1:25"),
 ])
 def test_a_month_or_quarter_meets_the_pages_way_of_writing_it(question, page):
     assert periods(question) & periods(page)

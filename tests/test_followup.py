@@ -135,6 +135,21 @@ def test_a_pronoun_after_a_which_question_is_the_name_the_answer_gave():
     assert out == "How many years did NVIDIA take to reach its first million developers?" and llm.calls == []
 
 
+def test_a_pronoun_after_a_which_company_question_is_its_answer_even_when_the_question_names_something():
+    """"GPU" is named in the question, but what it asks about is the company its answer gave."""
+    history = [("Which company does the report call one of the fastest-scaling cloud GPU providers?",
+                "The report calls CoreWeave one of the fastest-scaling cloud GPU providers [p. 165].")]
+    fu, llm = rewriter()
+    assert fu.standalone("What was its revenue in 2024?", history) == "What was CoreWeave's revenue in 2024?"
+    # a question for a year is no question for a name: "it" is still ChatGPT
+    history = [("Which year did ChatGPT launch?", "OpenAI launched ChatGPT in 2022 [p. 3].")]
+    assert fu.standalone("How many users did it have?", history).startswith("How many users did ChatGPT have")
+    assert llm.calls == []
+    # "who" asks for a person: "it" is still the company
+    history = [("Who is KoBold Metals's CEO?", "Kurt House is KoBold Metals's co-founder and CEO [p. 305].")]
+    assert "Kurt House" not in fu.standalone("What technology does it use?", history)  # (the model is asked)
+
+
 @pytest.mark.parametrize("base, question, expected", [
     # the report said, and "it" uses: the report, not the "PC" era the answer named
     ("Which era does the report say began in 1981?",

@@ -11,6 +11,7 @@ import pytest
 from test_answer import engine, sources
 
 from reportqa.answer.grounding import Params, Source, ground
+from reportqa.answer.lexicon import Lexicon
 from reportqa.answer.text import asked_years, stated_years
 from reportqa.answer.types import Rule, Verdict
 from reportqa.errors import UserError
@@ -168,6 +169,27 @@ def test_an_acronym_the_report_spells_out_is_no_unknown_name(settings):
     assert not ans.refused and Rule.UNKNOWN_NAME_REFUSAL not in [c.rule for c in ans.checks]
     ans = engine(settings, [])[0].ask("How much did the inference cost per token fall, per the ICX chart?")
     assert fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
+
+
+MODELS = {50: PageRecord(50, "South Korea and Japan lead in robots; OpenAI GPT-4 and GPT-4.5 scores\n"
+                             "ChatGPT 5.5x Faster vs. Google", "韩国", "s")}
+
+
+def test_a_countrys_adjective_names_the_country():
+    """"South Korean" is no unknown name where the report writes "South Korea"; "Intercom" shares only a prefix."""
+    lex = Lexicon(MODELS.values())
+    assert lex.mentions("South Korean") and lex.mentions("Japanese") and lex.mentions("Korean")
+    assert not lex.mentions("Intercom") and not lex.mentions("Japanians")
+
+
+def test_a_version_of_a_model_the_report_never_mentions_is_unknown(settings):
+    """The pages write GPT-4 and GPT-4.5: "GPT-5" is another model, refused without asking the model; a version they
+    print, or a count after a name ("ChatGPT 5.5x"), is not."""
+    eng, llm = engine(settings, [], pages=MODELS)
+    assert eng.lexicon.unknown_versions("How does GPT-5 compare with GPT-4.5?") == ["GPT-5"]
+    assert eng.lexicon.unknown_versions("Is GPT-4 5.5x faster? Did ChatGPT 5年内 grow?") == []
+    ans = eng.ask("OpenAI什么时候发布GPT-5？")
+    assert ans.refused and not llm.calls and fired(ans.checks) == [(Rule.UNKNOWN_NAME_REFUSAL, Verdict.REFUSED)]
 
 
 def test_off_topic(settings):
