@@ -371,7 +371,7 @@ def subject(base: str, answer: str = "") -> str | None:
     one of the fastest-scaling cloud GPU providers?" is about CoreWeave, not GPUs), the first new name of its
     answer."""
     asked = names(_SOURCE.sub(" ", base))
-    if not asked and _ASKS_NAME.search(base) or _ASKS_THING.search(base):
+    if (not asked and _ASKS_NAME.search(base)) or _ASKS_THING.search(base):
         given = [n for n in names(_CITE.sub(" ", answer), opener=True) if not _has(base, n)]
         asked = given or asked
     return asked[0] if asked else None

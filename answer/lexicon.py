@@ -102,6 +102,7 @@ class Lexicon:
         self.translate = lru_cache(maxsize=8192)(self._translate)
         self.glosses = lru_cache(maxsize=4096)(self._glosses)
         self._gloss = lru_cache(maxsize=65536)(self._word_gloss)
+        self.versions = lru_cache(maxsize=256)(self._name_versions)
         _cedict()
 
     def _translate(self, term: str, limit: int = 2) -> tuple[str, ...]:
@@ -162,10 +163,9 @@ class Lexicon:
         2" where it writes Sora alone. A later or another model than the report covers."""
         named = {part for n in names(text) for part in re.split("[‑-]", n)}  # "gpt" of the term "gpt-5"
         return [m.group(0) for m in _VERSIONED.finditer(text) if m.group(1).lower() in named
-                and self.mentions(m.group(1)) and m.group(2) not in self._versions(m.group(1))]
+                and self.mentions(m.group(1)) and m.group(2) not in self.versions(m.group(1))]
 
-    @lru_cache(maxsize=256)  # noqa: B019 (one Lexicon per engine, kept for the process)
-    def _versions(self, name: str) -> frozenset[str]:
+    def _name_versions(self, name: str) -> frozenset[str]:
         """The version numbers the report writes after the name ("Llama 3.1", "GPT-4o", "Trainium2")."""
         after = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}" + _VERSION, re.I)
         return frozenset(after.findall(self._text))
