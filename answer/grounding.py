@@ -550,6 +550,9 @@ def format_number(value: float, lang: Lang, page_form: str) -> str:
     return f"{value / scale:.4f}".rstrip("0").rstrip(".") + unit
 
 
+_RANGE_LOW = re.compile(r"(?<![\d.,/:])(?P<d>\$)?(?P<n>\d+(?:\.\d+)?)\s?[-–~]\s?\$?$")
+
+
 def zh_figures(text: str) -> str:
     """English-scaled figures in a Chinese sentence written the Chinese way: "$10MM" -> "1000万美元", "5.5B" -> "55亿".
     The model is shown the figures as printed and copies them; converting them is code's job, since a 1.5B model
@@ -562,6 +565,12 @@ def zh_figures(text: str) -> str:
         dollar = text[at - 1:at] == "$"
         start, end = at - dollar, at + len(n.text)
         zh = format_number(n.value, "zh", n.text)
+        # a range scales its lower end too: "30-40MM" is 3000-4000万, not 30-4000万
+        if low := _RANGE_LOW.search(text, 0, start):
+            lower = format_number(float(low["n"]) * n.value / n.mantissa, "zh", low["n"])
+            same = lower[-1:] == zh[-1:] and cjk_count(zh[-1:])
+            start, dollar = low.start(), dollar or bool(low["d"])
+            zh = (lower[:-1] if same else lower) + "-" + zh
         if dollar and not text[end:].lstrip().startswith("美元"):
             plus = text[end:end + 1] == "+"
             zh, end = zh + ("+" if plus else "") + "美元", end + plus

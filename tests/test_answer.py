@@ -426,6 +426,9 @@ def test_number_in_the_wrong_scale_is_repaired_from_the_page():
     ("收入从$10MM增长到$70MM", "收入从1000万美元增长到7000万美元"), ("收入为$1.9B美元", "收入为19亿美元"),
     ("除草230K+英亩", "除草23万+英亩"), ("从110MM到10MM", "从1.1亿到1000万"),
     ("价格为$1.25，增长8x", "价格为$1.25，增长8x"), ("约2.6B人", "约26亿人"),
+    # a range scales both ends
+    ("让30-40 million工人", "让3000-4000万工人"), ("$5-10B的投资", "50-100亿美元的投资"), ("0.5–2B人", "5-20亿人"),
+    ("0.8-1.2B人", "8-12亿人"),
 ])
 def test_english_scaled_figures_are_written_the_chinese_way(said, shown):
     assert zh_figures(said) == shown
