@@ -78,27 +78,37 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
 
 _LEAD_EN = r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared)\b"
 _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
-# Words that point back. "that" only as a pointing word ("that year", "was that growing", "than that?"), not the
-# conjunction ("say that AI …"); "there" not at all ("how many … are there").
-_FOLLOWUP_EN = re.compile(
-    rf"^\s*{_LEAD_EN}|\b(this|these|those|the same|the former|the latter)\b"
-    r"|\bthat\s+(?:one|ones|year|quarter|month|week|day|company|figure|number|period|time|model|product|metric"
-    r"|rate|chart|slide|page|group|country|market|list|ranking|survey|study)\b", re.I)
+# An opening "And …", "Also, …", "那么，…" leads a follow-up unless what follows is a question of its own (_own).
+_OPENS_EN = re.compile(rf"^\s*{_LEAD_EN}", re.I)
+# Words that point back, checked like a personal pronoun (below): "the same rate" after "Google TPU sales and AWS
+# Trainium sales" points inside the question. "that" only as a pointing word ("that model", "was that growing", "than
+# that?"), not the conjunction ("say that AI …"); "there" not at all ("how many … are there").
+_POINTING_EN = re.compile(
+    r"\b(this|these|those|the same|the former|the latter)\b"
+    r"|\bthat\s+(?:one|ones|company|figure|number|model|product|metric|rate|chart|slide|page|group|country|market"
+    r"|list|ranking|survey|study)\b", re.I)
+# A period pointed at ("that week", "the same year") is the previous turn's unless the question gives a date first:
+# "What did Amazon launch that week?" names a company, not the week.
+_POINTING_TIME_EN = re.compile(r"\b(?:this|that|these|those|the same)\s+(?:year|years|quarter|month|week|day|period"
+                               r"|time)\b", re.I)
+_MONTH = re.compile(rf"\b(?:{'|'.join(m.title() for m in MONTHS)})\b")
 # "Was that growing?", "than that", "How many terawatt-hours is that?": a pointing "that" after a verb or preposition
-# or closing a clause, checked like a personal pronoun (below): in "…, and which predecessor is that?" it points at the
-# question's own subject.
+# or closing a clause: in "…, and which predecessor is that?" it points at the question's own subject.
 _THAT_EN = re.compile(r"(?:\b(?:is|was|are|were|did|does|do|of|than|from|by)|['’]s) that\b|\bthat(?=\s*[?.,]|\s*$)",
                       re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora. Of the leading conjunctions only those that cannot open a question of its own:
-# "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢.
-_FOLLOWUP_ZH = re.compile(r"^\s*(?:那么|那|还有|另外)|呢\s*[？?]?\s*$|(?P<this>这个|那个|这些|那些)|该|此|同期|同一"
+# "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢. Pointing words (这个, 该, 此, 它, 他们 …) point
+# back unless the question names what they point at before them (_named_before).
+_CLASSIFIER = "个份家些款位项种篇张条段组只台部本次年"  # 那份清单, 这家公司: a demonstrative, not the opening 那
+_FOLLOWUP_ZH = re.compile(rf"(?P<lead>^\s*(?:那么|那(?![{_CLASSIFIER}])|还有|另外))|呢\s*[？?]?\s*$"
+                          rf"|(?P<point>[这那][{_CLASSIFIER}]|该|此|它们|它|他们|她|他)|同期|同一"
                           r"|^\s*(?:期间|当时|那时|同时|换成|改成|换算成)")
-# 它/他们 point back unless a Latin name comes before them ("哪家美国列车公司说Starlink给了它…" is about the company it
-# asks for; "谷歌最近开始在它里面加入什么？" is about the previous turn's product).
-_PERSONAL_ZH = re.compile("它们|它|他们|她|他")
-_NOT_ANAPHORA = re.compile(r"\b(this|that|the) (report|document|deck|presentation)\b|其他|其中|此外|因此|其实|尤其|应该"
-                           r"|该报告|此报告", re.I)
+# The report itself ("this report", "这份报告") is the subject of the chat, never of the previous turn only.
+_THIS_REPORT = re.compile(r"\b(?:this|that) (?:report|document|deck|presentation)\b|这份报告|本报告|这个报告"
+                          r"|该报告|此报告", re.I)
+_THE_REPORT = re.compile(rf"{_THIS_REPORT.pattern}|\bthe (?:report|document|deck|presentation)\b", re.I)
+_NOT_ANAPHORA = re.compile(r"其他|其中|此外|因此|其实|尤其|应该")
 # "How long did Google take?" / "谷歌用了多少年？": a duration with no goal to reach is the previous question's.
 _NO_GOAL = re.compile(r"\b(?:take|took|need|needed)\s*[?？]?\s*$|(?:用|花|需要)了?(?:多少|几)(?:年|个月|天|周|小时)"
                       r"(?:时间)?\s*[?？]?\s*$|(?:用|花)了?多(?:久|长时间)\s*[?？]?\s*$", re.I)
@@ -123,11 +133,37 @@ def _content(question: str, besides: str = "") -> int:
     return len(terms(question) - terms(besides))
 
 
+# "What is Abridge?", "什么是AGI？", "Harvey是做什么的？": a short question asking what or who a name is stands alone.
+_DEFINES_EN = re.compile(r"^\s*(?:what|who)(?:['’]s|\s+is|\s+are|\s+was|\s+were)\s+(?:the\s+)?(?P<x>[^?]+?)\s*\?*\s*$",
+                         re.I)
+_DEFINES_ZH = re.compile(r"^\s*(?:什么是|谁是)(?P<x>[^？?]+?)[？?]*\s*$"
+                         r"|^\s*(?P<y>[^？?]+?)是(?:什么|谁|做什么的|干什么的)[？?]*\s*$")
+_ZH_PROPER = ("nr", "ns", "nt", "nz")  # jieba's tags of person, place, organisation and other proper names
+_PERSONAL_ZH = ("它们", "它", "他们", "她", "他")
+
+
+def _names_zh(text: str) -> bool:
+    """Does the Chinese text name something: a Latin name ("Duolingo的CEO") or a proper noun ("摩根大通", "特斯拉")?"""
+    import jieba.posseg
+
+    return bool(names(text, opener=True)) or any(w.flag.startswith(_ZH_PROPER) for w in jieba.posseg.cut(text))
+
+
+def _defines_a_name(question: str) -> bool:
+    m = _DEFINES_EN.match(question) or _DEFINES_ZH.match(question)
+    if not m:
+        return False
+    x = (m.group("x") or m.group("y") or "").strip()
+    if detect_lang(question) == "zh":
+        return not _FOLLOWUP_ZH.search(x) and _names_zh(x)
+    return names(x, opener=True) == [x]
+
+
 def _thin(question: str) -> bool:
     """Too little to stand alone: fewer than two content terms, or in Chinese (which leaves the subject out freely)
     fewer than three content words (a year counts as one) unless one is a Latin name ("Starlink有多少用户？" stands
-    alone)."""
-    if named_pages(question):  # "第20页说了什么？" names its page
+    alone). A question about the report itself or asking what a name is stands alone however short."""
+    if named_pages(question) or _THIS_REPORT.search(question) or _defines_a_name(question):
         return False
     if len(terms(question)) < 2:
         return True
@@ -137,51 +173,103 @@ def _thin(question: str) -> bool:
     return words < 2 or (words < 3 and not _LATIN.search(question))
 
 
-# A personal pronoun points back unless its antecedent is in the question before it: a name, or three content terms
-# ("What share of developers were using AI in their development process?"), or, for a pronoun in an opening phrase, a
-# name after that phrase ("In his April 2025 blog post, what did Brad Smith say…"). In a question that names its
-# subject, "it" before take/took is no pronoun at all ("How long did it take to build xAI's Colossus?"). Of the
-# Chinese pronouns the written possessive 其 is checked so ("Grok 3发布后，其桌面访问量…" is about Grok 3); 它/他们
-# only against a Latin name before them (_PERSONAL_ZH).
+_ASKS_EN = re.compile(r"\b(?:what|what's|which|who|whom|whose|when|where|why|how)\b", re.I)
+
+
+def _own(rest: str) -> bool:
+    """What follows an opening "And …", "Also, …", "那么，…" is a question of its own: it asks, names its subject
+    (a name, a Chinese proper noun, the report) and is not thin. "And Microsoft?", "And what was the growth rate?",
+    "那2023年的收入是多少？" are not."""
+    while (lead := _LEAD.match(rest)) and lead.end():
+        rest = rest[lead.end():]
+    zh = detect_lang(rest) == "zh"
+    asks = _ZH_ASKING.search(rest) if zh else _ASKS_EN.search(rest)
+    named = names(rest, opener=True) or "报告" in rest or "the report" in rest or (zh and _names_zh(rest))
+    return bool(asks and named) and not _thin(rest) and not _FOLLOWUP_ZH.search(rest) and not _points_back(rest)
+
+
+# A personal pronoun or pointing word points back unless its antecedent is in the question before it: a name (two for
+# a pointing word: "Did Google TPU sales and AWS Trainium sales grow at the same rate?"), or three content terms ("What
+# share of developers were using AI in their development process?"), or, for a pronoun in an opening phrase, a name
+# after that phrase ("In his April 2025 blog post, what did Brad Smith say…"); a period pointed at ("that week") only
+# a date. In a question that names its subject, "it" before take/took/cost or "true" is no pronoun at all ("How long
+# did it take to build xAI's Colossus?", "Is it true that DeepSeek …"), and "IT" is information technology. The
+# written possessive 其 is checked so ("Grok 3发布后，其桌面访问量…" is about Grok 3).
 _PERSONAL = re.compile(r"\b(?:it|its|they|them|their|theirs|he|she|his|her|him)\b|其", re.I)
-_EXPLETIVE = re.compile(r"it\s+(?:take|takes|took)\b", re.I)
+_EXPLETIVE = re.compile(r"it\s+(?:take|takes|took|cost|costs|true|possible)\b", re.I)
 _NUMBER = re.compile(r"\d")
 
 
 def _points_back(question: str) -> bool:
     comma = re.search("[,，]", question)
     named = bool(names(question))
+    if any(not years(question[: m.start()]) and not _MONTH.search(question[: m.start()])
+           for m in _POINTING_TIME_EN.finditer(question)):
+        return True
+    if any(len(terms(question[: m.start()])) < 3 and len(names(question[: m.start()])) < 2
+           for m in _POINTING_EN.finditer(question)):  # "the same" compares what the question names before it
+        return True
     return any(len(terms(question[: m.start()])) < 3 and not names(question[: m.start()])
                and not (comma and m.start() < comma.start() and names(question[comma.end():]))
-               and not (named and _EXPLETIVE.match(question, m.start()))
-               for m in [*_PERSONAL.finditer(question), *_THAT_EN.finditer(question)]) or any(
-        not _LATIN.search(question[: m.start()]) for m in _PERSONAL_ZH.finditer(question))
+               and not (named and _EXPLETIVE.match(question, m.start())) and m.group(0) != "IT"
+               for m in [*_PERSONAL.finditer(question), *_THAT_EN.finditer(question)])
+
+
+def _described(question: str, m: re.Match) -> bool:
+    """A demonstrative that the question itself describes: a noun right before it ("智利那个学区", "报告里那张图"), a
+    clause ("关于2035年的那份清单"), a date ("2008年至2024年这段历史") or a name right after it ("那条IEA脚注")."""
+    import jieba.posseg
+
+    before = question[: m.start()]
+    last = list(jieba.posseg.cut(before.rstrip("里中上内")))[-1:]
+    return (bool(last) and last[0].flag.startswith("n")) or before.rstrip().endswith("的") or bool(
+        years(before)) or bool(_LATIN.match(question, m.end()))
 
 
 def _points_back_zh(question: str) -> bool:
-    """A Chinese pointing word, unless it is a demonstrative whose noun comes right before it: "智利那个学区" is the
-    school district in Chile, "那个学区" alone is the previous turn's."""
+    """A Chinese pointing word: an opening 那么/还有/另外 unless a question of its own follows, a closing 呢, or a
+    pronoun or demonstrative with no name before it (它/他们/该/此 after "摩根大通的首席财务官说" or "Duolingo的CEO说"
+    point inside the question) and, for a demonstrative, no noun right before it: "智利那个学区" is the school
+    district in Chile, "那个学区" alone is the previous turn's."""
     import jieba.posseg
 
     for m in _FOLLOWUP_ZH.finditer(question):
-        before = list(jieba.posseg.cut(question[: m.start()]))[-1:] if m.group("this") else []
-        if not (before and before[0].flag.startswith("n")):
+        if m.group("lead"):
+            if not _own(question[m.end():]):
+                return True
+            continue
+        if not m.group("point"):
+            return True
+        before = question[: m.start()]
+        if m.group("point") in _PERSONAL_ZH:
+            # "谷歌最近开始在它里面加入什么？": 它 is the previous turn's product, unless a Latin name comes before
+            # it or an organisation whose person speaks ("摩根大通的首席财务官说他们…")
+            words = list(jieba.posseg.cut(before))
+            if not (_LATIN.search(before) or any(w.flag.startswith(_ZH_PROPER) and n.word == "的"
+                                                 for w, n in zip(words, words[1:], strict=False))):
+                return True
+            continue
+        if m.group("point")[0] in "这那" and _described(question, m):
+            continue
+        if not (_names_zh(before) or len(_zh_content(before)) >= 3):
             return True
     return False
 
 
 def needs_rewrite(question: str, history: History | None) -> bool:
-    """Does the question only make sense with the conversation? Pronouns that point back, a leading "and/what
-    about/那", a duration with no goal, or too little to retrieve on. Anything else stands alone and is never
-    rewritten. In a question of several parts ("ChatGPT Pro订阅每月多少钱？Google AI Ultra呢？") the later parts
-    lean on the first, not on the conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has
-    its goal."""
+    """Does the question only make sense with the conversation? Pronouns and pointing words with nothing in the
+    question for them to point at, a leading "and/what about/那" before no question of its own, a duration with no
+    goal, or too little to retrieve on. Anything else stands alone and is never rewritten. In a question of several
+    parts ("ChatGPT Pro订阅每月多少钱？Google AI Ultra呢？") the later parts lean on the first, not on the
+    conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has its goal."""
     if not history:
         return False
     first = _PARTS.split(question, maxsplit=1)[0]
-    q = _NOT_ANAPHORA.sub(" ", first)
+    # "this report" points at no earlier turn: it is read as "the report", 该报告 as 报告
+    q = _NOT_ANAPHORA.sub(" ", _THE_REPORT.sub(lambda m: "报告" if cjk_count(m.group(0)) else "the report", first))
     no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
-    return bool(_FOLLOWUP_EN.search(q) or _points_back_zh(q) or no_goal) or _points_back(q) or _thin(question)
+    opens = _OPENS_EN.match(q) and not _own(q)
+    return bool(opens or _points_back_zh(q) or no_goal) or _points_back(q) or _thin(question)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep
