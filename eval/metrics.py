@@ -8,12 +8,15 @@ and a number matches when it agrees to the precision it was written with ("8亿"
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
-from reportqa.answer.followup import is_statement  # the answer stage's own test, so both count the same statements
+# the answer stage's own tests, so the eval counts the same statements and follow-ups
+from reportqa.answer.followup import is_statement, needs_rewrite
 from reportqa.answer.text import Num, number_on, numbers
 from reportqa.answer.text import detect_lang as _detect_lang
 
@@ -360,12 +363,22 @@ def after_another(records: Sequence[dict]) -> dict:
     """Every standalone question of the run asked, without the model, after the one before it in the run: the ids of
     those the engine would take for a follow-up (answer.followup.needs_rewrite). A new-topic probe over the whole
     set, where the conversation items hold only a few new topics."""
-    from reportqa.answer.followup import needs_rewrite
-
     solo = [r for r in records if not r.get("history") and r.get("kind")]
     flagged = [{"id": r["id"], "asked": r["question"], "after": p["question"]}
                for p, r in zip(solo, solo[1:], strict=False) if needs_rewrite(r["question"], [(p["question"], "")])]
     return {"n": max(len(solo) - 1, 0), "flagged": flagged}
+
+
+def turn_probes(path: Path) -> dict:
+    """Pairs of turns labelled by whether the second needs the first (eval/turns-dev.jsonl, docs/qa-set.md), decided
+    without the model (answer.followup.needs_rewrite): the standalone questions taken for follow-ups and the
+    follow-ups missed."""
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    wrong = [i for i in items if needs_rewrite(i["question"], [(i["previous"], "")]) != i["needs_context"]]
+    return {"file": path.name, "standalone": sum(not i["needs_context"] for i in items),
+            "followups": sum(bool(i["needs_context"]) for i in items),
+            "taken": [i["id"] for i in wrong if not i["needs_context"]],
+            "missed": [i["id"] for i in wrong if i["needs_context"]]}
 
 
 def _rule_row() -> dict:

@@ -186,6 +186,13 @@ def _conversations(conv: dict) -> list[str]:
         if probe["flagged"]:
             lines += ["", *_table(["id", "asked", "after"], [[r["id"], _cell(r["asked"], 100), _cell(r["after"], 100)]
                                                           for r in probe["flagged"]])]
+    turns = conv.get("turn_probes")
+    if turns:
+        lines += ["", f"Turn probes ({turns['file']}: pairs of turns labelled by whether the second needs the first; "
+                      f"no model): standalone questions taken for follow-ups "
+                      f"{_pct(len(turns['taken']), turns['standalone'])}, follow-ups missed "
+                      f"{_pct(len(turns['missed']), turns['followups'])}. Taken: {', '.join(turns['taken']) or '–'}; "
+                      f"missed: {', '.join(turns['missed']) or '–'}."]
     for title, rows in (("Rewrites that are statements", statements),
                         ("Standalone questions that were rewritten", conv["standalone_rewritten"])):
         if rows:

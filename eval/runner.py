@@ -41,6 +41,7 @@ from reportqa.eval.metrics import (
     outcome_right,
     removed_kind,
     rule_table,
+    turn_probes,
 )
 from reportqa.eval.replay import GENERATIONS, RecordingLLM, backend_prefill, load_store, model_id
 from reportqa.settings import Settings
@@ -54,6 +55,8 @@ DEFAULT_QA = EVAL_DIR / "qa.jsonl"
 SPLITS = {"dev": ("qa.jsonl", "qa-dev2.jsonl", "qa-dev3.jsonl", "conv-dev.jsonl", "conv-dev2.jsonl",
                  "conv-dev3.jsonl"),
           "test": ("qa-test.jsonl", "qa-test-unanswerable.jsonl", "conv-test.jsonl")}
+# Turn pairs that measure the follow-up decision alone, without the model (docs/qa-set.md); dev only.
+TURN_PROBES = {"dev": "turns-dev.jsonl"}
 LANGS = ("en", "zh")
 KINDS = ("fact", "numeric", "cross-lingual", "multi-page", "summary", "unanswerable")
 FOLLOWUPS = ("ellipsis", "pronoun", "changed-year", "changed-unit", "changed-subject", "unanswerable", "new-topic")
@@ -623,6 +626,9 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
         "conversations": conversations(records["ours"], settings.eval_k),
         "rules": rule_table(records["ours"], ablation),
     }
+    probes = None if qa else TURN_PROBES.get(split or "dev")
+    if probes and (EVAL_DIR / probes).is_file():
+        metrics["conversations"]["turn_probes"] = turn_probes(EVAL_DIR / probes)
     if replay is not None:
         metrics["replay"] = {"from": Path(replay).name, **counts,
                              **_compare_stored(Path(replay), records["ours"], by_id, page_text, settings.eval_k)}

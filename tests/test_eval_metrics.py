@@ -232,6 +232,24 @@ def test_after_another_asks_each_standalone_question_after_the_previous_one_with
     assert probe["n"] == 2 and [r["id"] for r in probe["flagged"]] == ["b"]
 
 
+def test_turn_probes_count_standalone_questions_taken_for_follow_ups_and_follow_ups_missed(tmp_path):
+    import json
+
+    from reportqa.eval.metrics import turn_probes
+
+    probes = [("p1", "How many users does Starlink have?", "And in 2023?", True),
+              ("p2", "How many users does Starlink have?", "What is Abridge?", False),
+              ("p3", "What did Microsoft spend on capex?", "How much did it grow?", True),
+              ("p4", "What did Microsoft spend on capex?", "Who founded Anthropic and when?", False),
+              ("p5", "What did Microsoft spend on capex?", "Where does the report get its Turing test data?", False)]
+    path = tmp_path / "turns.jsonl"
+    path.write_text("\n".join(json.dumps({"id": i, "previous": p, "question": q, "lang": "en", "needs_context": n})
+                              for i, p, q, n in probes), encoding="utf-8")
+    out = turn_probes(path)
+    assert (out["standalone"], out["followups"], out["missed"]) == (3, 2, [])
+    assert out["taken"] == ["p5"]  # "its" after "the report": still read as pointing back (docs/answer.md)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # what a rule left out
 
