@@ -76,7 +76,8 @@ def is_statement(text: str, lang: Lang | None = None) -> bool:
 
 # ---------------------------------------------------------------- does the question need the conversation?
 
-_LEAD_EN = r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared)\b"
+_LEAD_EN = (r"(?:and|but|also|so|then|what about|how about|and what about|and how about|what of|same for|compared"
+            r"|versus|vs)\b")
 _LEAD_ZH = "(?:那么|那|还有|而|另外|同样|以及|和)"
 # An opening "And …", "Also, …", "那么，…" leads a follow-up unless what follows is a question of its own (_own).
 _OPENS_EN = re.compile(rf"^\s*{_LEAD_EN}", re.I)
@@ -94,8 +95,8 @@ _POINTING_TIME_EN = re.compile(r"\b(?:this|that|these|those|the same)\s+(?:year|
 _MONTH = re.compile(rf"\b(?:{'|'.join(m.title() for m in MONTHS)})\b")
 # "Was that growing?", "than that", "How many terawatt-hours is that?": a pointing "that" after a verb or preposition
 # or closing a clause: in "…, and which predecessor is that?" it points at the question's own subject.
-_THAT_EN = re.compile(r"(?:\b(?:is|was|are|were|did|does|do|of|than|from|by)|['’]s) that\b|\bthat(?=\s*[?.,]|\s*$)",
-                      re.I)
+_THAT_EN = re.compile(r"(?:\b(?:is|was|are|were|did|does|do|of|than|from|by)|['’]s) that\b|\bthat(?=\s*[?.,]|\s*$)"
+                      r"|\bthat(?=\s+(?:with|into|against|versus)\b)", re.I)
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora. Of the leading conjunctions only those that cannot open a question of its own:
 # "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢. Pointing words (这个, 该, 此, 它, 他们 …) point
@@ -269,7 +270,18 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     q = _NOT_ANAPHORA.sub(" ", _THE_REPORT.sub(lambda m: "报告" if cjk_count(m.group(0)) else "the report", first))
     no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
     opens = _OPENS_EN.match(q) and not _own(q)
-    return bool(opens or _points_back_zh(q) or no_goal) or _points_back(q) or _thin(question)
+    return bool(opens or _points_back_zh(q) or no_goal or _fragment(q)) or _points_back(q) or _thin(question)
+
+
+_FRAGMENT_TERMS = 3  # "Sub-Saharan Africa?", "As a share of revenue?": a few words that do not ask
+
+
+def _fragment(question: str) -> bool:
+    """An English question that is only a phrase, asking nothing by itself: no question word, auxiliary or request,
+    a few content terms at most."""
+    q = question.strip()
+    return (detect_lang(q) == "en" and q.endswith("?") and not _EN_ASKING.match(_EN_LEAD.sub("", q))
+            and not _ASKS_EN.search(q) and len(terms(q)) <= _FRAGMENT_TERMS)
 
 
 # ---------------------------------------------------------------- entities a rewrite must keep

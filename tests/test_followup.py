@@ -106,7 +106,9 @@ def test_a_new_topic_is_left_untouched_without_asking_the_model(question):
                                       "What's that as a share of revenue?", "What did Amazon launch that week?",
                                       "那个研究所的AI芯片用了多少台服务器？", "那份用例清单里的CI / CD管道指什么？",
                                       "And what did Pew find for the same age group?", "And what was the growth rate?",
-                                      "And Microsoft's?", "那2023年的收入是多少？", "Who is he?"])
+                                      "And Microsoft's?", "那2023年的收入是多少？", "Who is he?",
+                                      "Versus Microsoft?", "Compare that with Anthropic.", "As a share of sales?",
+                                      "Latin America?"])
 def test_questions_without_their_subject_need_the_conversation(question):
     assert needs_rewrite(question, after(CAPEX))
 
@@ -116,12 +118,12 @@ PROBES = Path(__file__).resolve().parents[1] / "eval" / "turns-dev.jsonl"
 
 def test_the_turn_probes_are_told_apart():
     """eval/turns-dev.jsonl (dev, docs/qa-set.md): pairs of turns labelled by whether the second needs the first.
-    Session 20 measured 16 of 177 standalone questions taken for follow-ups (41 before) and 8 of 111 follow-ups
+    Session 20 measured 16 of 177 standalone questions taken for follow-ups (41 before) and 2 of 111 follow-ups
     missed (9); this keeps both from growing back."""
     items = [json.loads(line) for line in (PROBES).read_text(encoding="utf-8").splitlines()]
     wrong = [i["id"] for i in items if needs_rewrite(i["question"], [(i["previous"], "")]) != i["needs_context"]]
     taken = [i for i in items if i["id"] in wrong and not i["needs_context"]]
-    assert len(taken) <= 16 and len(wrong) - len(taken) <= 8, wrong
+    assert len(taken) <= 16 and len(wrong) - len(taken) <= 2, wrong
 
 
 def test_first_question_is_never_rewritten():
