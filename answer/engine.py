@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from reportqa.answer import prompts
-from reportqa.answer.followup import FollowUps, parts
+from reportqa.answer.followup import FollowUps, parts, requested_lang
 from reportqa.answer.grounding import (
     Checked,
     Checks,
@@ -101,7 +101,8 @@ class AnswerEngine:
 
     def stream(self, question: str, history: History | None = None, lang: Lang | None = None) -> Iterator[Event]:
         question = question.strip()[: self.settings.max_question_chars]
-        lang = lang or detect_lang(question)
+        # "用中文再说一遍" after an English answer: the earlier question, answered in the language asked for
+        lang = lang or (requested_lang(question) if history else None) or detect_lang(question)
         asked = parts(question)
         if len(asked) == 1:
             yield from self._stream_one(question, history, lang)

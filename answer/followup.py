@@ -257,6 +257,28 @@ def _points_back_zh(question: str) -> bool:
     return False
 
 
+# "用中文再说一遍", "Translate that into Chinese.", "Answer in English, please": the previous answer again, in that
+# language (the engine answers the previous standalone question in it).
+_ASK_IN = r"(?:用|翻译成|翻成|换成|改用|译成)"
+_LANG_REQUEST = {"zh": re.compile(rf"{_ASK_IN}(?:中文|汉语|简体中文)|\b(?:in|into|to)\s+(?:Chinese|Mandarin)\b", re.I),
+                 "en": re.compile(rf"{_ASK_IN}(?:英文|英语)|\b(?:in|into|to)\s+English\b", re.I)}
+_ZH_QUESTION_WORD = re.compile("什么|多少|哪|谁|如何|怎么|为什么|几")
+REQUEST_TERMS = 2  # "Answer in English, please" has two content terms besides the language; a new question has more
+
+
+def requested_lang(question: str) -> Lang | None:
+    """The language a follow-up asks for the previous answer in, when that is all it asks: no question word, no name
+    and at most REQUEST_TERMS content terms besides the language ("What is Abridge? Answer in English." asks a
+    question, "把报告里关于Starlink的内容翻译成英文" names its subject)."""
+    for lang, pattern in _LANG_REQUEST.items():
+        if m := pattern.search(question):
+            rest = question[: m.start()] + " " + question[m.end():]
+            if not (_ASKS_EN.search(rest) or _ZH_QUESTION_WORD.search(rest) or names(rest)) and \
+                    _content(rest) <= REQUEST_TERMS:
+                return lang
+    return None
+
+
 def needs_rewrite(question: str, history: History | None) -> bool:
     """Does the question only make sense with the conversation? Pronouns and pointing words with nothing in the
     question for them to point at, a leading "and/what about/那" before no question of its own, a duration with no
@@ -265,6 +287,8 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has its goal."""
     if not history:
         return False
+    if requested_lang(question):
+        return True
     first = _PARTS.split(question, maxsplit=1)[0]
     # "this report" points at no earlier turn: it is read as "the report", 该报告 as 报告
     q = _NOT_ANAPHORA.sub(" ", _THE_REPORT.sub(lambda m: "报告" if cjk_count(m.group(0)) else "the report", first))
@@ -642,6 +666,8 @@ class FollowUps:
         return out
 
     def _rewrite(self, question: str, history: list[tuple[str, str]]) -> Standalone:
+        if requested_lang(question):
+            return Standalone(self.standalone(history[-1][0], history[:-1]))
         inner = _within(question)
         if inner and not needs_rewrite(inner, history):
             log.info("follow-up %r written out from itself: %r", question, inner)

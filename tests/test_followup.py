@@ -11,7 +11,15 @@ import pytest
 from test_answer import FakeRetriever
 
 from reportqa.answer import AnswerEngine, ScriptedLLM
-from reportqa.answer.followup import FollowUps, acceptable, is_statement, merge, needs_rewrite, parts
+from reportqa.answer.followup import (
+    FollowUps,
+    acceptable,
+    is_statement,
+    merge,
+    needs_rewrite,
+    parts,
+    requested_lang,
+)
 from reportqa.answer.lexicon import Lexicon
 from reportqa.ingest.records import PageRecord
 from reportqa.settings import load_settings
@@ -322,6 +330,22 @@ def test_engine_retrieves_on_the_standalone_question(tmp_path):
     assert ans.standalone_question == "在中国，DeepSeek的月活跃用户有多少？"
     assert eng.retriever.queries == [ans.standalone_question]
     assert len(llm.calls) == 1 and "5400万" in ans.answer
+
+
+@pytest.mark.parametrize("question, lang", [("用中文再说一遍。", "zh"), ("Translate that into Chinese.", "zh"),
+                                            ("能用中文回答吗？", "zh"), ("Answer in English, please.", "en")])
+def test_a_request_for_another_language_answers_the_earlier_question_in_it(tmp_path, question, lang):
+    llm = ScriptedLLM(["DeepSeek的月活跃用户达到5400万 [p. 30]。" if lang == "zh" else "54MM [p. 30]."])
+    eng = AnswerEngine(load_settings(home=tmp_path, llm="fake", top_k=3), retriever=FakeRetriever(), llm=llm)
+    earlier = "How many monthly active users did DeepSeek have?" if lang == "zh" else "DeepSeek的月活跃用户有多少？"
+    ans = eng.ask(question, history=[(earlier, "…")])
+    assert ans.standalone_question == earlier and ans.lang == lang
+
+
+@pytest.mark.parametrize("question", ["What is Abridge? Answer in English.", "把报告里关于Starlink的内容翻译成英文。",
+                                      "How do you say AI in Chinese?"])
+def test_a_question_that_also_names_a_language_is_no_request_for_the_earlier_answer(question):
+    assert requested_lang(question) is None
 
 
 def test_by_default_the_engine_never_asks_the_model_to_rewrite(tmp_path):
