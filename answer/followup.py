@@ -279,12 +279,14 @@ def requested_lang(question: str) -> Lang | None:
     return None
 
 
-def needs_rewrite(question: str, history: History | None) -> bool:
+def needs_rewrite(question: str, history: History | None, lexicon: Lexicon | None = None) -> bool:
     """Does the question only make sense with the conversation? Pronouns and pointing words with nothing in the
     question for them to point at, a leading "and/what about/那" before no question of its own, a duration with no
     goal, or too little to retrieve on. Anything else stands alone and is never rewritten. In a question of several
     parts ("ChatGPT Pro订阅每月多少钱？Google AI Ultra呢？") the later parts lean on the first, not on the
-    conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has its goal."""
+    conversation; a duration whose goal is a figure ("用了多少天达到100万用户") has its goal. With the report's
+    `lexicon`, a question that is only short, and names a thing the report never mentions in either language
+    ("红烧肉怎么做？"), is a new topic: written out from the previous turn it was answered as that turn again."""
     if not history:
         return False
     if requested_lang(question):
@@ -294,7 +296,9 @@ def needs_rewrite(question: str, history: History | None) -> bool:
     q = _NOT_ANAPHORA.sub(" ", _THE_REPORT.sub(lambda m: "报告" if cjk_count(m.group(0)) else "the report", first))
     no_goal = _NO_GOAL.search(q) and not _NUMBER.search(q)
     opens = _OPENS_EN.match(q) and not _own(q)
-    return bool(opens or _points_back_zh(q) or no_goal or _fragment(q)) or _points_back(q) or _thin(question)
+    if opens or _points_back_zh(q) or no_goal or _fragment(q) or _points_back(q):
+        return True
+    return _thin(question) and not (lexicon and lexicon.foreign_nouns(question))
 
 
 _FRAGMENT_TERMS = 3  # "Sub-Saharan Africa?", "As a share of revenue?": a few words that do not ask
@@ -648,6 +652,10 @@ class FollowUps:
         self._cache: OrderedDict[tuple[str, ...], Standalone] = OrderedDict()
         self._lock = threading.Lock()
 
+    def follows(self, question: str, history: History | None) -> bool:
+        """needs_rewrite with the report's lexicon: whether the question is taken for a follow-up."""
+        return needs_rewrite(question, history, self._lexicon)
+
     def standalone(self, question: str, history: History | None) -> str:
         return self.resolve(question, history).question
 
@@ -658,7 +666,7 @@ class FollowUps:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        out = self._rewrite(question, history) if needs_rewrite(question, history) else Standalone(question)
+        out = self._rewrite(question, history) if self.follows(question, history) else Standalone(question)
         with self._lock:
             self._cache[key] = out
             while len(self._cache) > CACHE_SIZE:
@@ -669,7 +677,7 @@ class FollowUps:
         if requested_lang(question):
             return Standalone(self.standalone(history[-1][0], history[:-1]))
         inner = _within(question)
-        if inner and not needs_rewrite(inner, history):
+        if inner and not self.follows(inner, history):
             log.info("follow-up %r written out from itself: %r", question, inner)
             return Standalone(inner)
         base = self.standalone(history[-1][0], history[:-1])

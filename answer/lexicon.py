@@ -170,6 +170,19 @@ class Lexicon:
         after = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}" + _VERSION, re.I)
         return frozenset(after.findall(self._text))
 
+    def foreign_nouns(self, text: str) -> list[str]:
+        """Chinese nouns of the text (jieba's, two characters or more) that the report never uses in either language:
+        not in its Chinese block, and none of their dictionary translations in its English, every word of it ("红烧肉",
+        "red braised pork", though the report has "red"; "机票"). "原本" is not one: the report writes "originally"."""
+        import jieba.posseg
+
+        def translated(word: str) -> bool:
+            return any(ts and ts <= self._en for ts in map(terms, _cedict().get(word, ())))
+
+        _jieba_freq()
+        return [w.word for w in jieba.posseg.cut(text) if w.flag.startswith("n")
+                and 1 < len(w.word) == cjk_count(w.word) and w.word not in self._text and not translated(w.word)]
+
     def unknown_zh_names(self, text: str) -> list[str]:
         """Chinese names in the text that the report never mentions: words (jieba's, two characters or more) that
         its Chinese block never uses and whose dictionary entry names something ("小米": "Xiaomi", "大洋洲":

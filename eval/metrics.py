@@ -321,7 +321,10 @@ def _same_text(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
 
 
-def conversations(records: Sequence[dict], k: int) -> dict:
+Follows = Callable[[str, Sequence[tuple[str, str]]], bool]  # is the question taken for a follow-up after that history?
+
+
+def conversations(records: Sequence[dict], k: int, follows: Follows = needs_rewrite) -> dict:
     """Conversation items against their standalone twins (overall, by language pair history -> follow-up, by kind of
     follow-up; only pairs whose twin is in the run), the follow-up turns the engine rewrote and those rewrites that
     state instead of asking (is_statement), and the standalone questions (no history, or a new topic) it rewrote."""
@@ -355,26 +358,27 @@ def conversations(records: Sequence[dict], k: int) -> dict:
         "standalone_items": len(standalone),
         "standalone_rewritten": [{"id": r["id"], "asked": r["question"], "standalone": r["standalone_question"]}
                                  for r in standalone if not _same_text(r["question"], r["standalone_question"])],
-        "after_another": after_another(records),
+        "after_another": after_another(records, follows),
     }
 
 
-def after_another(records: Sequence[dict]) -> dict:
+def after_another(records: Sequence[dict], follows: Follows = needs_rewrite) -> dict:
     """Every standalone question of the run asked, without the model, after the one before it in the run: the ids of
-    those the engine would take for a follow-up (answer.followup.needs_rewrite). A new-topic probe over the whole
+    those the engine would take for a follow-up (`follows`: the engine's FollowUps.follows in a run, else
+    answer.followup.needs_rewrite, the same without the report's lexicon). A new-topic probe over the whole
     set, where the conversation items hold only a few new topics."""
     solo = [r for r in records if not r.get("history") and r.get("kind")]
     flagged = [{"id": r["id"], "asked": r["question"], "after": p["question"]}
-               for p, r in zip(solo, solo[1:], strict=False) if needs_rewrite(r["question"], [(p["question"], "")])]
+               for p, r in zip(solo, solo[1:], strict=False) if follows(r["question"], [(p["question"], "")])]
     return {"n": max(len(solo) - 1, 0), "flagged": flagged}
 
 
-def turn_probes(path: Path) -> dict:
+def turn_probes(path: Path, follows: Follows = needs_rewrite) -> dict:
     """Pairs of turns labelled by whether the second needs the first (eval/turns-dev.jsonl, docs/qa-set.md), decided
-    without the model (answer.followup.needs_rewrite): the standalone questions taken for follow-ups and the
+    without the model (`follows`, as in after_another): the standalone questions taken for follow-ups and the
     follow-ups missed."""
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    wrong = [i for i in items if needs_rewrite(i["question"], [(i["previous"], "")]) != i["needs_context"]]
+    wrong = [i for i in items if follows(i["question"], [(i["previous"], "")]) != i["needs_context"]]
     return {"file": path.name, "standalone": sum(not i["needs_context"] for i in items),
             "followups": sum(bool(i["needs_context"]) for i in items),
             "taken": [i["id"] for i in wrong if not i["needs_context"]],

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from tqdm import tqdm
 
+from reportqa.answer.followup import needs_rewrite
 from reportqa.answer.llm import ChatLLM, get_llm
 from reportqa.answer.text import detect_lang
 from reportqa.errors import UserError
@@ -614,6 +615,8 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
     ablation = None
     if ablate:
         ablation = _ablate(records["ours"], by_id, make_engine, recorder, retriever, page_text, settings.eval_k, out)
+    # the engine's own decision (with the report's lexicon) when it has one; a test's stand-in may not
+    follows = engine.followups.follows if hasattr(engine, "followups") else needs_rewrite
     metrics = {
         "meta": {"split": None if qa else split or "dev", "qa": ", ".join(p.name for p in qa_paths),
                  "qa_sha256": fingerprints["ours"]["qa_sha256"], "n": len(items),
@@ -623,12 +626,12 @@ def run_eval(settings: Settings, qa: str | Path | None = None, out: Path = Path(
                  "commits": {name: sorted({str(r.get("commit")) for r in recs}) for name, recs in records.items()},
                  "settings": {f: getattr(settings, f) for f in RECORDED_SETTINGS if hasattr(settings, f)}},
         "systems": {name: aggregate(recs, settings.eval_k) for name, recs in records.items()},
-        "conversations": conversations(records["ours"], settings.eval_k),
+        "conversations": conversations(records["ours"], settings.eval_k, follows),
         "rules": rule_table(records["ours"], ablation),
     }
     probes = None if qa else TURN_PROBES.get(split or "dev")
     if probes and (EVAL_DIR / probes).is_file():
-        metrics["conversations"]["turn_probes"] = turn_probes(EVAL_DIR / probes)
+        metrics["conversations"]["turn_probes"] = turn_probes(EVAL_DIR / probes, follows)
     if replay is not None:
         metrics["replay"] = {"from": Path(replay).name, **counts,
                              **_compare_stored(Path(replay), records["ours"], by_id, page_text, settings.eval_k)}

@@ -134,6 +134,20 @@ def test_the_turn_probes_are_told_apart():
     assert len(taken) <= 16 and len(wrong) - len(taken) <= 2, wrong
 
 
+def test_a_short_question_about_a_thing_the_report_never_mentions_is_a_new_topic():
+    """Written out from the previous turn, "红烧肉怎么做？" was answered as that turn again; on its own it is refused."""
+    lexicon = Lexicon([PageRecord(30, "xAI originally planned 24 months for Colossus, per the red chart",
+                                  "xAI的Colossus数据中心用了122天建成", "Compute")])
+    fu, llm = rewriter([], lexicon)
+    history = after("xAI的Colossus数据中心用了多少天建成？")
+    for question in ("红烧肉怎么做？", "讲个笑话吧。"):
+        assert needs_rewrite(question, history) and not fu.follows(question, history)
+        assert fu.standalone(question, history) == question
+    assert lexicon.foreign_nouns("红烧肉怎么做？") == ["红烧肉"]  # "red braised pork", though the page has "red"
+    assert fu.follows("原本预计要多久？", history)  # the page writes "originally"
+    assert llm.calls == []
+
+
 def test_first_question_is_never_rewritten():
     assert not needs_rewrite("And Google?", [])
 
