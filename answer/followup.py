@@ -100,7 +100,7 @@ _THAT_EN = re.compile(r"(?:\b(?:is|was|are|were|did|does|do|of|than|from|by)|['�
 # 期间/当时 open a follow-up about the same period ("期间OpenAI推出了什么？"), 换成 one that changes a unit;
 # mid-sentence they are no anaphora. Of the leading conjunctions only those that cannot open a question of its own:
 # "和AI训练算力放在一起对比的…指数" compares, "和X呢？" ends in 呢. Pointing words (这个, 该, 此, 它, 他们 …) point
-# back unless the question names what they point at before them (_named_before).
+# back unless the question names what they point at before them (_points_back_zh).
 _CLASSIFIER = "个份家些款位项种篇张条段组只台部本次年"  # 那份清单, 这家公司: a demonstrative, not the opening 那
 _FOLLOWUP_ZH = re.compile(rf"(?P<lead>^\s*(?:那么|那(?![{_CLASSIFIER}])|还有|另外))|呢\s*[？?]?\s*$"
                           rf"|(?P<point>[这那][{_CLASSIFIER}]|该|此|它们|它|他们|她|他)|同期|同一"
