@@ -135,7 +135,7 @@ def test_the_turn_probes_are_told_apart():
 
 
 def test_a_short_question_about_a_thing_the_report_never_mentions_is_a_new_topic():
-    """Written out from the previous turn, "红烧肉怎么做？" was answered as that turn again; on its own it is refused."""
+    """Written out from the previous turn, "红烧肉怎么做？" was answered as that turn again; alone it is refused."""
     lexicon = Lexicon([PageRecord(30, "xAI originally planned 24 months for Colossus, per the red chart",
                                   "xAI的Colossus数据中心用了122天建成", "Compute")])
     fu, llm = rewriter([], lexicon)
