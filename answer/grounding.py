@@ -602,11 +602,12 @@ def _rescale(s: Sentence, srcs: list[Source], first: list[int], lang: Lang) -> l
     """Fix numbers a small model converted to the wrong scale ("678MM" written as "678万" instead of "6.78亿"): a
     number that none of `srcs` states takes the value of the one number of theirs with the same digits and another
     scale (the same digits as written, if several), looked for on the pages the sentence cites (`first`) before all
-    of them."""
+    of them. A bare chart value with the same digits does not make the number stated when another page prints them
+    with their scale ("2.5亿美元" beside a chart's "2.5" and a headline's "$2.5 billion" is 25亿美元)."""
     fixes = []
     by_page = {src.page: src for src in srcs}
     for n in _fact_numbers(s):
-        if (n.kind == "n" and n.value == n.mantissa) or any(number_on(n, src.nums) for src in srcs):
+        if (n.kind == "n" and n.value == n.mantissa) or any(number_on(n, src.nums, unitless=False) for src in srcs):
             continue  # a bare count ("30 countries") has no scale to get wrong
         for group in ([by_page[p] for p in first if p in by_page], srcs):
             cands = {p.value: p for src in group for p in src.nums if p.kind == n.kind and _informative(p)

@@ -255,16 +255,16 @@ def periods(text: str) -> frozenset[tuple[int, int]]:
     return frozenset(out)
 
 
-def number_on(n: Num, page_numbers: list[Num]) -> bool:
+def number_on(n: Num, page_numbers: list[Num], unitless: bool = True) -> bool:
     """True when `n` (from an answer) is stated by some number of the page, allowing for rounding by the answer
-    ("8亿" for 795MM), a different scale word ("$212B" = "2120亿美元"), and chart pages whose unit sits in an axis
-    header ("Users (MM)" then a bare "800": the answer's "800 million" matches the bare 800, and vice versa) unless
-    the page also prints those digits with another scale ("800MM" makes the answer's "800万" wrong, not unitless)."""
+    ("8亿" for 795MM), a different scale word ("$212B" = "2120亿美元"), and, with `unitless`, chart pages whose unit
+    sits in an axis header ("Users (MM)" then a bare "800": the answer's "800 million" matches the bare 800, and vice
+    versa) unless the page also prints those digits with another scale ("800MM" makes the answer's "800万" wrong)."""
     for p in page_numbers:
         if n.kind == p.kind or (n.kind != "n" and p.kind == "n"):
             if math.isclose(n.value, p.value, rel_tol=1e-9) or abs(n.value - p.value) <= n.tol:
                 return True
-        if p.kind == n.kind == "n" and (p.value == p.mantissa) != (n.value == n.mantissa) and (
+        if unitless and p.kind == n.kind == "n" and (p.value == p.mantissa) != (n.value == n.mantissa) and (
                 math.isclose(n.mantissa, p.mantissa)) and not (  # exactly one side carries the scale
                 n.value != n.mantissa and any(_rescaled(n, q) for q in page_numbers)):
             return True

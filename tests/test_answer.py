@@ -483,6 +483,16 @@ def test_mis_scaled_number_is_repaired_even_when_it_leaves_no_support():
     assert not repaired(g) and not g.kept  # a bare count is not rescaled into "$3B robots"
 
 
+def test_bare_chart_value_does_not_excuse_a_scale_another_page_prints():
+    chart = PageRecord(29, "Anthropic Revenue ($B) 0.1 1.0 2.5", "", "s")
+    news = PageRecord(193, "CNBC, 'Anthropic closes $2.5 billion credit facility' (5/25)", "", "s")
+    srcs = [Source.build(PageHit(p.page, 0.9, "", "content"), p) for p in (news, chart)]
+    g = ground("Anthropic获得了2.5亿美元的信贷额度 [p. 29][p. 193]。", srcs, [193, 29], lang="zh")
+    assert repaired(g) == [("2.5亿", "25亿")] and g.kept[0].sentence.text == "Anthropic获得了25亿美元的信贷额度"
+    g = ground("Anthropic的收入达到2.5亿美元 [p. 29]。", [srcs[1]], [29], lang="zh")
+    assert not repaired(g)  # with no page printing the digits' scale, the chart's axis may be right
+
+
 def test_axis_value_does_not_excuse_a_scale_the_page_contradicts():
     page = numbers("+8x to 800MM in Seventeen Months / 400 800 Weekly Active Users, MM")
     assert number_on(numbers("800 million")[0], page) and not number_on(numbers("800万")[0], page)
