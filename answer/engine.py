@@ -20,6 +20,7 @@ from reportqa.answer.grounding import (
     Source,
     cited_pages,
     coverage,
+    excerpt_coverage,
     facts,
     fallback_answer,
     figures_absent,
@@ -276,6 +277,9 @@ class AnswerEngine:
         pastes into an answer the report does not have ("quantum computing + AI" answered with p. 93's "the next
         frontier is AGI")."""
         context = select_context(ans.standalone_question, sources, budget, self.lexicon, named)
+        wide = self.settings.answer_retry_context_tokens
+        if budget < wide and self._left_out(ans, context, cov):
+            context = select_context(ans.standalone_question, sources, wide, self.lexicon, named)
         if cov < self.params.retry_coverage:
             context.reverse()
         ans.context = format_context(context)
@@ -286,6 +290,15 @@ class AnswerEngine:
         messages = [Message("system", prompts.SYSTEM), *earlier,
                     Message("user", prompts.ANSWER[ans.lang].format(context=ans.context, question=question))]
         return messages, [p for p, _ in context]
+
+    def _left_out(self, ans: Answer, context: list[tuple[int, list[str]]], cov: float) -> bool:
+        """Do the excerpts leave out what the best page has of the question (its terms on a line the budget did not
+        reach)? Then the first attempt reads wider excerpts (rule excerpt_widened): on the fresh dev files, 26 of
+        174 answerable questions, of which 6 more then had their facts in the prompt."""
+        gap = cov - excerpt_coverage(ans.standalone_question, context, self.lexicon)
+        return gap > self.params.widen_gap and self._checks(ans).fire(
+            Rule.EXCERPT_WIDENED, Verdict.WIDENED, ans.standalone_question,
+            f"the excerpts cover {gap:.2f} less of the question than the best page")
 
     def _check(self, raw: str, ans: Answer, cov: float, sources: list[Source], messages: list[Message],
                order: list[int], named: frozenset[int]) -> tuple[list[Checked], str]:

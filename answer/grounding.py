@@ -65,6 +65,9 @@ class Params:
     # WRONG_LANGUAGE_RETRY: an evidence line standing in for an answer in the wrong language must still carry this
     # share of the question's weight.
     language_share: float = 0.2
+    # EXCERPT_WIDENED: when the excerpts cover this much less of the question than the best retrieved page does, the
+    # lines that would answer it were left out for want of budget: the first attempt reads wider excerpts.
+    widen_gap: float = 0.1
     # SENTENCE_UNSUPPORTED: weighted share of a sentence's terms a page must hold to support it (without numbers).
     support_share: float = 0.35
     advisory: frozenset[Rule] = frozenset()  # rules that record their check but do not act
@@ -191,6 +194,12 @@ def _informative(n: Num) -> bool:
     if n.value != int(n.value):
         return True
     return n.value >= 100 and not 1900 <= n.value <= 2100
+
+
+def excerpt_coverage(question: str, context: list[tuple[int, list[str]]], lex: Lexicon | None = None) -> float:
+    """`coverage` of the question by the chosen excerpts, read as one page."""
+    text = "\n".join(u for _, us in context for u in us)
+    return coverage(question, [Source(0, 0.0, text, [], [], terms(text), numbers(text, spelled=True))], lex)
 
 
 def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -> float:

@@ -19,6 +19,7 @@ class Rule(StrEnum):
     UNKNOWN_NAME_REFUSAL = "unknown_name_refusal"
     FIGURE_NOT_IN_REPORT = "figure_not_in_report"
     YEAR_NOT_ON_PAGES = "year_not_on_pages"
+    EXCERPT_WIDENED = "excerpt_widened"
     # each sentence of the model's answer, in this order
     QUESTION_NOT_ANSWER = "question_not_answer"
     PAGE_NOT_RETRIEVED = "page_not_retrieved"
@@ -50,6 +51,7 @@ class Verdict(StrEnum):
     REFUSED = "refused"  # the engine refuses without asking the model
     WITHDRAWN = "withdrawn"  # the answer (or a sentence's claim to be one) is taken back
     REPLACED = "replaced"  # the model's words give way to the report's
+    WIDENED = "widened"  # the excerpts are chosen again on a larger budget
     ADVISORY = "advisory"  # the rule fired but is set not to act (`Settings.advisory_rules`)
 
 

@@ -56,7 +56,9 @@ class Settings:
     llm_temperature: float = 0.1
     llm_timeout_s: float = 120.0
     answer_context_tokens: int = 240  # report excerpts in the prompt; prompt reading (~65 tok/s) dominates latency
-    answer_retry_context_tokens: int = 480  # second attempt on well-covered pages, after an answer that did not hold up
+    # second attempt on well-covered pages after an answer that did not hold up, and a first attempt whose excerpts
+    # left out what the best page has of the question (rule excerpt_widened)
+    answer_retry_context_tokens: int = 480
     # Let the model write the follow-ups that no rule can merge (answer/followup.py). Off for the bundled 1.5B model:
     # on 10 dev follow-ups it wrote 1 usable rewrite of 8 at 6.5-9.8 s a call, more than the 5 s first-token budget.
     # Worth trying with a stronger model behind llm=openai.

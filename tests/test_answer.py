@@ -720,9 +720,23 @@ def test_the_best_page_is_printed_first_when_the_pages_cover_the_question_poorly
         assert ans.context in llm.calls[0][1].content
 
 
+def test_excerpts_that_leave_out_what_the_best_page_has_of_the_question_are_widened(tmp_path, unit_settings):
+    question = "How many weekly active users does ChatGPT have?"
+    for advisory, widened in (("", True), ("excerpt_widened", False)):
+        settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+                                 advisory_rules=advisory, answer_retry_context_tokens=400)
+        eng, llm = engine(settings, ["ChatGPT reached 800MM weekly active users in 4/25 [p. 10]."])
+        ans = eng.ask(question)
+        assert ("8x in 17 months" in llm.calls[0][1].content) is widened
+        assert [(c.rule, c.verdict) for c in ans.checks] == [
+            (Rule.EXCERPT_WIDENED, Verdict.WIDENED if widened else Verdict.ADVISORY)]
+    eng, _ = engine(unit_settings, ["ChatGPT reached 800MM weekly active users in 4/25 [p. 10]."])
+    assert not eng.ask(question).checks  # excerpts that hold what the page has of the question stay as they are
+
+
 def test_the_second_attempt_reads_wider_excerpts(tmp_path):
-    settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20, advisory_rules="",
-                             answer_retry_context_tokens=400)
+    settings = load_settings(home=tmp_path, llm="fake", top_k=3, answer_context_tokens=20,
+                             advisory_rules="excerpt_widened", answer_retry_context_tokens=400)
     eng, llm = engine(settings, ["ChatGPT reached 1.2B weekly active users [p. 10].",
                                  "ChatGPT reached 800MM weekly active users [p. 10]."])
     ans = eng.ask("How many weekly active users does ChatGPT have?")
