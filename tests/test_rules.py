@@ -295,7 +295,7 @@ def test_the_shipped_default_makes_the_rules_advisory_that_did_more_harm_than_he
     monkeypatch.delenv("REPORTQA_ADVISORY_RULES", raising=False)
     assert Params.of(load_settings(home=tmp_path).advisory_rules).advisory == {
         Rule.EVIDENCE_QUOTE_FALLBACK, Rule.OFF_QUESTION, Rule.MULTIPLE_FOR_AMOUNT, Rule.FIGURE_NOT_IN_REPORT,
-        Rule.YEAR_NOT_ON_PAGES}
+        Rule.YEAR_NOT_ON_PAGES, Rule.EXCERPT_WIDENED}
 
 
 def test_cli_reports_an_unknown_rule_without_a_traceback(monkeypatch, capsys):
