@@ -199,7 +199,9 @@ def _informative(n: Num) -> bool:
 def excerpt_coverage(question: str, context: list[tuple[int, list[str]]], lex: Lexicon | None = None) -> float:
     """`coverage` of the question by the chosen excerpts, read as one page."""
     text = "\n".join(u for _, us in context for u in us)
-    return coverage(question, [Source(0, 0.0, text, [], [], terms(text), numbers(text, spelled=True))], lex)
+    excerpts = Source(page=0, score=0.0, text=text, units=[], plain=[], terms=terms(text),
+                      nums=numbers(text, spelled=True))
+    return coverage(question, [excerpts], lex)
 
 
 def coverage(question: str, sources: list[Source], lex: Lexicon | None = None) -> float:
